@@ -1,0 +1,119 @@
+# userreg: one non-recursive GNU Makefile.
+# make            build build/userreg.fcgi and build/userreg
+# make run        install missing packages (as root), build, serve on 127.0.0.1:$(PORT)
+# make check      install missing packages (as root), unit + integration tests
+# make test       unit tests only
+# make sanitize   unit + integration tests under ASan, UBSan and LeakSanitizer
+# make valgrind   unit tests under valgrind's memcheck
+# make fuzz       libFuzzer harnesses for a bounded time
+# make bench      load through real nginx beside a trivial FastCGI ceiling
+# make install    PREFIX=/usr/local DESTDIR= honoured
+
+PORT ?= 8080
+WORKERS ?= 4
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+BUILD ?= build
+
+PKGS := fcgi json-c sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lsqlite3)
+CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
+CRIT_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+WARNINGS := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wvla -Wpointer-arith -Wcast-align \
+	-Wwrite-strings -Wundef -Wnull-dereference -Wold-style-definition
+# Criterion's Test() macro trips -Wwrite-strings and its headers -Wpedantic.
+TEST_WARNINGS := $(filter-out -Wwrite-strings -Wpedantic -Wmissing-prototypes,$(WARNINGS))
+HARDENING := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+ifeq ($(CI),true)
+WERROR := -Werror
+endif
+
+CFLAGS ?= -O2 -g
+CPPFLAGS += -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
+ALL_CFLAGS = -std=c11 $(WARNINGS) $(WERROR) $(HARDENING) $(CFLAGS) $(PKG_CFLAGS)
+LDFLAGS ?= -pie -Wl,-z,relro,-z,now
+
+APP_SRC := $(filter-out fcgi-app/main.c fcgi-app/cli.c,$(wildcard fcgi-app/*.c))
+APP_OBJ := $(APP_SRC:fcgi-app/%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_OBJ := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/obj/unit/%.o)
+
+all: $(BUILD)/userreg.fcgi $(BUILD)/userreg
+
+$(BUILD)/obj/%.o: fcgi-app/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/unit/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -std=gnu11 $(TEST_WARNINGS) $(WERROR) $(CFLAGS) \
+	    $(PKG_CFLAGS) $(CRIT_CFLAGS) -Ifcgi-app -MMD -MP -c -o $@ $<
+
+$(BUILD)/libuserreg.a: $(APP_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/userreg.fcgi: $(BUILD)/obj/main.o $(BUILD)/libuserreg.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/userreg: $(BUILD)/obj/cli.o $(BUILD)/libuserreg.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libuserreg.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/unit/*.d)
+
+# Installs missing Debian packages when run as root; otherwise names them.
+deps:
+	@sh deploy/install-deps.sh
+
+run: deps all
+	@PORT=$(PORT) WORKERS=$(WORKERS) sh deploy/run-local.sh
+
+test: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests --jobs 2
+
+integration: all
+	python3 tests/integration/run.py --build $(BUILD) --workers $(WORKERS)
+
+# Unit tests, then integration through real nginx: the last line printed is
+# the integration summary "N passed, M failed".
+check: deps
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory integration
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+sanitize: deps
+	@rm -f $(BUILD)-san/sanitize.log
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-san CFLAGS="$(SAN_FLAGS)" \
+	    LDFLAGS="-fsanitize=address,undefined" $(BUILD)-san/unit-tests all
+	@mkdir -p $(BUILD)-san
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(BUILD)-san/unit-tests --jobs 1 2>&1 | tee $(BUILD)-san/sanitize.log
+	ASAN_OPTIONS=detect_leaks=1:log_path=$(CURDIR)/$(BUILD)-san/asan \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(BUILD)-san/ubsan \
+	    python3 tests/integration/run.py --build $(BUILD)-san --workers 2 \
+	    2>&1 | tee -a $(BUILD)-san/sanitize.log
+	@cat $(BUILD)-san/asan.* $(BUILD)-san/ubsan.* 2>/dev/null >> $(BUILD)-san/sanitize.log || true
+	@! grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|[1-9][0-9]* failed' $(BUILD)-san/sanitize.log
+
+valgrind: $(BUILD)/unit-tests
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	    --trace-children=yes $(BUILD)/unit-tests --jobs 1
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-san $(BUILD)-fuzz
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/userreg
+	install -m 0755 $(BUILD)/userreg.fcgi $(BUILD)/userreg $(DESTDIR)$(BINDIR)/
+	install -m 0644 conf/userreg.conf $(DESTDIR)$(SYSCONFDIR)/userreg/userreg.conf
+
+.PHONY: all deps run test integration check sanitize valgrind clean install
