@@ -1,0 +1,481 @@
+/* http.c: requests and responses as plain structs, and their FastCGI I/O. */
+#include "http.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "jsonio.h"
+
+void
+http_response_init(struct http_response *resp)
+{
+	memset(resp, 0, sizeof(*resp));
+	resp->status = 500;
+}
+
+void
+http_response_release(struct http_response *resp)
+{
+	size_t i;
+
+	for (i = 0; i < resp->nheaders; i++)
+		free(resp->headers[i].value);
+	free(resp->body);
+	http_response_init(resp);
+}
+
+int
+http_add_header(struct http_response *resp, const char *name,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *value = NULL;
+	int n;
+
+	if (resp->nheaders >= HTTP_HEADERS_MAX)
+		return -1;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (value = malloc((size_t)n + 1)) == NULL)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(value, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	/* Header splitting is impossible by construction, not by hope. */
+	if (strpbrk(value, "\r\n") != NULL) {
+		free(value);
+		return -1;
+	}
+	resp->headers[resp->nheaders].name = name;
+	resp->headers[resp->nheaders].value = value;
+	resp->nheaders++;
+	return 0;
+}
+
+const char *
+http_header(const struct http_response *resp, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < resp->nheaders; i++)
+		if (strcasecmp(resp->headers[i].name, name) == 0)
+			return resp->headers[i].value;
+	return NULL;
+}
+
+int
+http_set_json(struct http_response *resp, int status,
+    const char *content_type, struct json_object *o)
+{
+	char *body;
+	size_t len;
+
+	free(resp->body);
+	resp->body = NULL;
+	resp->body_len = 0;
+	resp->content_type = NULL;
+	if ((body = jsonio_serialize(o, &len)) == NULL) {
+		resp->status = 500;
+		return -1;
+	}
+	resp->status = status;
+	resp->content_type = content_type;
+	resp->body = body;
+	resp->body_len = len;
+	return 0;
+}
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 428: return "Precondition Required";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "";
+	}
+}
+
+void
+http_new_request_id(struct http_request *req)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[16];
+	size_t i, o = 0;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		/* The id only correlates logs; a weak fallback beats none. */
+		for (i = 0; i < sizeof(r); i++)
+			r[i] = (unsigned char)random();
+	}
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);	/* version 4 */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);	/* RFC 4122 variant */
+	for (i = 0; i < sizeof(r); i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			req->request_id[o++] = '-';
+		req->request_id[o++] = hex[r[i] >> 4];
+		req->request_id[o++] = hex[r[i] & 15];
+	}
+	req->request_id[o] = '\0';
+}
+
+const char *
+http_query_param(const char *query, const char *name, size_t *len)
+{
+	size_t nlen = strlen(name);
+	const char *p = query;
+
+	while (p != NULL && *p != '\0') {
+		size_t plen = strcspn(p, "&");
+		if (plen >= nlen && strncmp(p, name, nlen) == 0 &&
+		    (plen == nlen || p[nlen] == '=')) {
+			const char *v = plen == nlen ? p + plen : p + nlen + 1;
+			*len = plen - (size_t)(v - p);
+			return v;
+		}
+		p += plen;
+		if (*p == '&')
+			p++;
+	}
+	return NULL;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long
+http_percent_decode(const char *src, size_t len, char *dst, int plus_space)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		if (src[i] == '%') {
+			int hi, lo;
+			if (i + 2 >= len)
+				return -1;
+			hi = hexval(src[i + 1]);
+			lo = hexval(src[i + 2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return -1;
+			dst[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (src[i] == '\0') {
+			return -1;
+		} else {
+			dst[o++] = plus_space && src[i] == '+' ? ' ' : src[i];
+		}
+	}
+	dst[o] = '\0';
+	return (long)o;
+}
+
+void
+http_request_release(struct http_request *req)
+{
+	free(req->body);
+	free(req->path_buf);
+	req->body = NULL;
+	req->body_len = 0;
+	req->path_buf = NULL;
+}
+
+/* Digits only, no sign, no overflow: CONTENT_LENGTH is untrusted. */
+static int
+parse_length(const char *s, size_t *out)
+{
+	size_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > (SIZE_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (size_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Where a request comes from and its answer goes: a FastCGI request or
+ * the CGI process's environment and standard streams.
+ */
+struct http_io {
+	FCGX_Request *fr;	/* NULL for CGI */
+};
+
+static const char *
+io_param(const struct http_io *io, const char *name)
+{
+	return io->fr != NULL ? FCGX_GetParam(name, io->fr->envp) :
+	    getenv(name);
+}
+
+/* Reads up to n bytes; returns the count, 0 at the end, -1 on error. */
+static long
+io_read(const struct http_io *io, char *buf, size_t n)
+{
+	ssize_t r;
+
+	if (io->fr != NULL)
+		return FCGX_GetStr(buf, n > INT32_MAX ? INT32_MAX : (int)n,
+		    io->fr->in);
+	do
+		r = read(STDIN_FILENO, buf, n);
+	while (r < 0 && errno == EINTR);
+	return (long)r;
+}
+
+/* Writes n bytes; returns 0, or -1 when the client went away. */
+static int
+io_write(const struct http_io *io, const char *buf, size_t n)
+{
+	ssize_t w;
+
+	if (io->fr != NULL)
+		return FCGX_PutStr(buf, (int)n, io->fr->out) == (int)n ? 0 : -1;
+	while (n > 0) {
+		if ((w = write(STDOUT_FILENO, buf, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Returns the path part of REQUEST_URI, or SCRIPT_NAME + PATH_INFO. */
+static const char *
+request_path(const struct http_io *io, char **owned)
+{
+	const char *uri = io_param(io, "REQUEST_URI");
+	const char *script, *info;
+	size_t n;
+
+	*owned = NULL;
+	if (uri != NULL && uri[0] != '\0') {
+		n = strcspn(uri, "?#");
+		if (uri[n] == '\0')
+			return uri;
+		if ((*owned = strndup(uri, n)) == NULL)
+			return NULL;
+		return *owned;
+	}
+	script = io_param(io, "SCRIPT_NAME");
+	info = io_param(io, "PATH_INFO");
+	if (script == NULL)
+		script = "";
+	if (info == NULL)
+		info = "";
+	n = strlen(script) + strlen(info) + 1;
+	if ((*owned = malloc(n)) == NULL)
+		return NULL;
+	snprintf(*owned, n, "%s%s", script, info);
+	return *owned;
+}
+
+static const char *
+param_or(const struct http_io *io, const char *name, const char *dflt)
+{
+	const char *v = io_param(io, name);
+	return v != NULL ? v : dflt;
+}
+
+/* Fills req from io, reading the body whole when it fits max_body. */
+static int
+read_request(const struct http_io *io, size_t max_body,
+    struct http_request *req)
+{
+	const char *cl;
+	size_t got = 0;
+	long n;
+
+	memset(req, 0, sizeof(*req));
+	http_new_request_id(req);
+	req->method = param_or(io, "REQUEST_METHOD", "GET");
+	if ((req->path = request_path(io, &req->path_buf)) == NULL)
+		return -1;
+	req->query = param_or(io, "QUERY_STRING", "");
+	req->content_type = io_param(io, "CONTENT_TYPE");
+	req->if_match = io_param(io, "HTTP_IF_MATCH");
+	req->if_none_match = io_param(io, "HTTP_IF_NONE_MATCH");
+	req->idempotency_key = io_param(io, "HTTP_IDEMPOTENCY_KEY");
+	req->remote_user = io_param(io, "REMOTE_USER");
+	req->remote_addr = io_param(io, "REMOTE_ADDR");
+	if (req->content_type != NULL && req->content_type[0] == '\0')
+		req->content_type = NULL;
+
+	cl = io_param(io, "CONTENT_LENGTH");
+	if (cl == NULL || cl[0] == '\0')
+		req->content_length = 0;
+	else if (parse_length(cl, &req->content_length) != 0)
+		req->body_state = HTTP_BODY_BAD_LENGTH;
+	else if (req->content_length > max_body)
+		req->body_state = HTTP_BODY_TOO_LARGE;
+
+	/* The length is checked before a byte is read or allocated. */
+	if ((req->body = malloc(req->body_state == HTTP_BODY_OK ?
+	    req->content_length + 1 : 1)) == NULL)
+		return -1;
+	if (req->body_state == HTTP_BODY_OK) {
+		while (got < req->content_length) {
+			n = io_read(io, req->body + got,
+			    req->content_length - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		if (got < req->content_length)
+			req->body_state = HTTP_BODY_TRUNCATED;
+	}
+	req->body[got] = '\0';
+	req->body_len = got;
+	return 0;
+}
+
+/*
+ * Writes resp as a CGI response: Status, headers, X-Request-Id, then
+ * Content-Type, Content-Length and the body unless HEAD or 204/304.
+ */
+static int
+write_response(const struct http_io *io, const struct http_request *req,
+    const struct http_response *resp)
+{
+	int with_body = resp->body != NULL && resp->status != 204 &&
+	    resp->status != 304;
+	char *head = NULL;
+	size_t len = 0, i;
+	FILE *f;
+	int rc;
+
+	if ((f = open_memstream(&head, &len)) == NULL)
+		return -1;
+	fprintf(f, "Status: %d %s\r\n", resp->status,
+	    http_reason(resp->status));
+	for (i = 0; i < resp->nheaders; i++)
+		fprintf(f, "%s: %s\r\n", resp->headers[i].name,
+		    resp->headers[i].value);
+	if (http_header(resp, "X-Request-Id") == NULL)
+		fprintf(f, "X-Request-Id: %s\r\n", req->request_id);
+	if (with_body)
+		fprintf(f, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+		    resp->content_type != NULL ? resp->content_type :
+		    "application/octet-stream", resp->body_len);
+	fputs("\r\n", f);
+	if (fclose(f) != 0) {
+		free(head);
+		return -1;
+	}
+	rc = io_write(io, head, len);
+	free(head);
+	/* HEAD announces the GET's length but sends no body. */
+	if (rc == 0 && with_body && strcmp(req->method, "HEAD") != 0)
+		rc = io_write(io, resp->body, resp->body_len);
+	return rc;
+}
+
+/* Reads, answers and writes one request on io. */
+static int
+serve_one(const struct http_io *io, size_t max_body, http_handler *fn,
+    void *arg)
+{
+	struct http_request req;
+	struct http_response resp;
+	int rc;
+
+	http_response_init(&resp);
+	if (read_request(io, max_body, &req) == 0)
+		fn(arg, &req, &resp);
+	/* Out of memory: fn never ran, and resp is a bare 500. */
+	rc = write_response(io, &req, &resp);
+	http_response_release(&resp);
+	http_request_release(&req);
+	return rc;
+}
+
+int
+http_init(void)
+{
+	return FCGX_Init() == 0 ? 0 : -1;
+}
+
+int
+http_is_cgi(void)
+{
+	return FCGX_IsCGI();
+}
+
+int
+http_listen(const char *addr, int backlog)
+{
+	return FCGX_OpenSocket(addr, backlog);
+}
+
+int
+http_serve_fastcgi(int sock, size_t max_body, http_handler *fn, void *arg,
+    volatile sig_atomic_t *stop, volatile sig_atomic_t *busy)
+{
+	FCGX_Request fr;
+	struct http_io io = { &fr };
+	int rc = 0;
+
+	if (FCGX_InitRequest(&fr, sock, 0) != 0)
+		return -1;
+	while (!*stop) {
+		*busy = 0;
+		if (FCGX_Accept_r(&fr) < 0) {
+			rc = *stop ? 0 : -1;
+			break;
+		}
+		*busy = 1;
+		/* A client that went away is its own loss, not the worker's. */
+		(void)serve_one(&io, max_body, fn, arg);
+		FCGX_Finish_r(&fr);
+	}
+	*busy = 0;
+	FCGX_Free(&fr, 0);
+	return rc;
+}
+
+int
+http_serve_cgi(size_t max_body, http_handler *fn, void *arg)
+{
+	struct http_io io = { NULL };
+
+	return serve_one(&io, max_body, fn, arg);
+}

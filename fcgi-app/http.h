@@ -1,0 +1,151 @@
+/* http.h: requests and responses as plain structs, and their FastCGI I/O. */
+#ifndef USERREG_HTTP_H
+#define USERREG_HTTP_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+/*
+ * Handlers see only these structs, so they are tested without FastCGI;
+ * http.c is the one file that includes <fcgiapp.h>.
+ */
+
+#define HTTP_HEADERS_MAX 16		/* response headers besides the body's */
+#define HTTP_REQUEST_ID_SIZE 37		/* a UUID and its NUL */
+
+/* What became of the request body. */
+enum http_body_state {
+	HTTP_BODY_OK = 0,	/* read whole (possibly empty) */
+	HTTP_BODY_TOO_LARGE,	/* Content-Length over max_body: not read */
+	HTTP_BODY_TRUNCATED,	/* fewer bytes arrived than announced */
+	HTTP_BODY_BAD_LENGTH	/* Content-Length is not a decimal number */
+};
+
+/*
+ * One request. Strings are borrowed from the server's parameters and live
+ * until http_request_release(); absent headers are NULL.
+ */
+struct http_request {
+	const char *method;		/* never NULL */
+	const char *path;		/* raw path, no query; never NULL */
+	const char *query;		/* raw query string; "" when none */
+	const char *content_type;
+	const char *if_match;
+	const char *if_none_match;
+	const char *idempotency_key;
+	const char *remote_user;	/* NULL or "" when unauthenticated */
+	const char *remote_addr;	/* for logs; NULL when unknown */
+	enum http_body_state body_state;
+	size_t content_length;		/* announced length */
+	char *body;			/* owned, NUL-terminated; may be "" */
+	size_t body_len;
+	char request_id[HTTP_REQUEST_ID_SIZE];
+	char *path_buf;			/* owned storage behind path, if any */
+};
+
+struct http_header {
+	const char *name;		/* static string */
+	char *value;			/* owned */
+};
+
+/* One response; build with the functions below, then send or inspect. */
+struct http_response {
+	int status;
+	const char *content_type;	/* static string, NULL without body */
+	struct http_header headers[HTTP_HEADERS_MAX];
+	size_t nheaders;
+	char *body;			/* owned */
+	size_t body_len;
+};
+
+/* Sets resp empty with status 500 (so a forgotten answer is loud). */
+void http_response_init(struct http_response *resp);
+
+/* Frees what resp owns and leaves it as after init. */
+void http_response_release(struct http_response *resp);
+
+/*
+ * Adds a header; name must be a static string and the formatted value is
+ * copied. Callers pass only validated text (never raw request data), so no
+ * CR or LF can reach the wire; a value holding one is refused. Returns 0,
+ * or -1 when the table is full, the value is refused or memory ran out.
+ */
+int http_add_header(struct http_response *resp, const char *name,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Returns the value of header name (case-insensitive), or NULL. */
+const char *http_header(const struct http_response *resp, const char *name);
+
+/*
+ * Sets status and a body serialized from o with the given content type
+ * ("application/json" or "application/problem+json"). o is not consumed.
+ * Returns 0, or -1 when out of memory (resp is then a bare 500).
+ */
+int http_set_json(struct http_response *resp, int status,
+    const char *content_type, struct json_object *o);
+
+/* Returns the reason phrase for status ("Conflict"), "" if unknown. */
+const char *http_reason(int status);
+
+/*
+ * Fills req->request_id with a random (version 4) UUID from getrandom(2).
+ */
+void http_new_request_id(struct http_request *req);
+
+/*
+ * Returns a pointer to the value of the query parameter name in query
+ * (raw, still percent-encoded) and stores its length in *len, or NULL
+ * when absent. The first occurrence wins.
+ */
+const char *http_query_param(const char *query, const char *name,
+    size_t *len);
+
+/*
+ * Percent-decodes len bytes of src into dst (room for len + 1 bytes);
+ * with plus_space, '+' means ' ' (query strings). Returns the decoded
+ * length, or -1 for a bad escape or an encoded NUL.
+ */
+long http_percent_decode(const char *src, size_t len, char *dst,
+    int plus_space);
+
+/* Frees what req owns (body, path storage). */
+void http_request_release(struct http_request *req);
+
+/*
+ * Answers one request: fills resp (initialized) from req. Must not exit;
+ * arg is the caller's context.
+ */
+typedef void http_handler(void *arg, const struct http_request *req,
+    struct http_response *resp);
+
+/* Initializes libfcgi. Returns 0, or -1. */
+int http_init(void);
+
+/* Returns 1 when fd 0 is not a socket: the process was started as CGI. */
+int http_is_cgi(void);
+
+/*
+ * Opens a FastCGI listen socket on addr ("HOST:PORT", ":PORT" or a unix
+ * socket path). Returns the descriptor, or -1.
+ */
+int http_listen(const char *addr, int backlog);
+
+/*
+ * Accepts FastCGI requests on sock (0: the socket on fd 0) and answers
+ * each through fn until *stop is set or accepting fails. *busy is 1
+ * while a request is being answered, so a signal handler can tell an idle
+ * worker from a busy one. Bodies over max_body are not read. Returns 0 on
+ * a clean stop, -1 when accepting failed.
+ */
+int http_serve_fastcgi(int sock, size_t max_body, http_handler *fn,
+    void *arg, volatile sig_atomic_t *stop, volatile sig_atomic_t *busy);
+
+/*
+ * Answers the one CGI request of this process (RFC 3875: environment,
+ * stdin, stdout) through fn. Returns 0, or -1 when stdout failed.
+ */
+int http_serve_cgi(size_t max_body, http_handler *fn, void *arg);
+
+#endif

@@ -1,0 +1,49 @@
+/* users.h: the /users handlers: order of checks, validation, HTTP answers. */
+#ifndef USERREG_USERS_H
+#define USERREG_USERS_H
+
+#include "config.h"
+#include "http.h"
+#include "registry.h"
+
+/* Idempotency claims older than this are taken as abandoned (seconds). */
+#define USERS_IDEM_LEASE 60
+/* Retry-After for 503 and idempotency-key-in-use (seconds). */
+#define USERS_RETRY_AFTER 1
+/* Items per list page: default and most. */
+#define USERS_LIST_DEFAULT 50
+#define USERS_LIST_MAX REG_LIST_MAX
+/* Longest prefix query parameter accepted (bytes, decoded). */
+#define USERS_PREFIX_MAX USER_NAME_MAX
+
+/* Entries in a 422's errors[] at most; the count is still exact. */
+#define USERS_ERRORS_MAX 32
+
+/* What every handler works with; owned by the worker's main loop. */
+struct users_ctx {
+	const struct config *cfg;
+	struct registry *reg;
+};
+
+/*
+ * Each handler answers one routed request into resp (initialized by the
+ * caller). name is the decoded, pattern-checked {username} of the path, or
+ * NULL on collection routes. Handlers never exit; registry failures become
+ * 503 or 500 problems.
+ */
+void users_list(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
+void users_create(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
+void users_get(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
+void users_put(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
+void users_patch(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
+void users_delete(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
+void users_healthz(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
+
+#endif
