@@ -104,6 +104,25 @@ sanitize: deps
 	@cat $(BUILD)-san/asan.* $(BUILD)-san/ubsan.* 2>/dev/null >> $(BUILD)-san/sanitize.log || true
 	@! grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|[1-9][0-9]* failed' $(BUILD)-san/sanitize.log
 
+# libFuzzer harnesses, each run FUZZ_SECONDS on a scratch copy of its seeds.
+FUZZ_SECONDS ?= 60
+FUZZERS := jsonio precond request
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all $(CPPFLAGS) $(PKG_CFLAGS) -Ifcgi-app
+$(BUILD)-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(APP_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz: deps $(FUZZERS:%=$(BUILD)-fuzz/fuzz_%)
+	@for f in $(FUZZERS); do \
+	    rm -rf $(BUILD)-fuzz/corpus-$$f; \
+	    cp -r tests/fuzz/corpus/$$f $(BUILD)-fuzz/corpus-$$f; \
+	    echo "fuzzing $$f for $(FUZZ_SECONDS)s"; \
+	    $(BUILD)-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	        -max_len=70000 -print_final_stats=1 \
+	        $(BUILD)-fuzz/corpus-$$f 2>&1 | tail -4 || exit 1; \
+	done
+
 valgrind: $(BUILD)/unit-tests
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	    --trace-children=yes $(BUILD)/unit-tests --jobs 1
@@ -116,4 +135,5 @@ install: all
 	install -m 0755 $(BUILD)/userreg.fcgi $(BUILD)/userreg $(DESTDIR)$(BINDIR)/
 	install -m 0644 conf/userreg.conf $(DESTDIR)$(SYSCONFDIR)/userreg/userreg.conf
 
-.PHONY: all deps run test integration check sanitize valgrind clean install
+.PHONY: all deps run test integration check sanitize fuzz bench valgrind clean \
+	install
