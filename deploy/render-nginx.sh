@@ -1,0 +1,126 @@
+#!/bin/sh
+# render-nginx.sh: prints a standalone nginx.conf serving userreg on
+# 127.0.0.1:PORT, for `make run` and the integration tests.
+#
+# usage: render-nginx.sh BASE_PATH UPSTREAM PORT PREFIX_DIR > nginx.conf
+#   BASE_PATH   as base_path in userreg.conf: "/" or "/api/"
+#   UPSTREAM    fastcgi_pass target: unix:/abs/path.sock or 127.0.0.1:9000
+#   PORT        TCP port on 127.0.0.1
+#   PREFIX_DIR  directory for everything nginx writes (pid, logs, temp
+#               files); created if missing. The rendered snippet is written
+#               there as userreg-site.conf and included.
+# Environment (optional):
+#   USERREG_HTPASSWD  an htpasswd file: every request then needs HTTP Basic
+#                     credentials (auth_basic), and REMOTE_USER is checked.
+#
+# Run nginx with: nginx -e PREFIX_DIR/error.log -c PREFIX_DIR/nginx.conf
+# (daemon off: it stays in the foreground; stop it by its pid).
+set -eu
+
+die() {
+	echo "render-nginx.sh: $*" >&2
+	exit 2
+}
+
+[ $# -eq 4 ] || die "usage: render-nginx.sh BASE_PATH UPSTREAM PORT PREFIX_DIR"
+base=$1
+upstream=$2
+port=$3
+prefix=$4
+
+# Only characters that need no quoting in nginx.conf, sed or a regex.
+printf '%s\n' "$base" | grep -Eqx '/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)*' ||
+    die "bad BASE_PATH '$base' (like / or /api/)"
+printf '%s\n' "$upstream" |
+    grep -Eqx 'unix:/[A-Za-z0-9._/+-]+|[A-Za-z0-9.-]+:[0-9]+|\[[0-9A-Fa-f:]+\]:[0-9]+' ||
+    die "bad UPSTREAM '$upstream' (like unix:/run/userreg/userreg.sock)"
+if ! printf '%s\n' "$port" | grep -Eqx '[1-9][0-9]{0,4}' || [ "$port" -gt 65535 ]; then
+	die "bad PORT '$port'"
+fi
+htpasswd=${USERREG_HTPASSWD:-}
+if [ -n "$htpasswd" ]; then
+	printf '%s\n' "$htpasswd" | grep -Eqx '/[A-Za-z0-9._/+-]+' ||
+	    die "bad USERREG_HTPASSWD '$htpasswd' (an absolute path)"
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+snippet=$here/../conf/nginx-userreg.conf.in
+[ -r "$snippet" ] || die "cannot read $snippet"
+
+mkdir -p "$prefix"
+prefix=$(cd "$prefix" && pwd)
+printf '%s\n' "$prefix" | grep -Eqx '/[A-Za-z0-9._/+-]*' ||
+    die "PREFIX_DIR '$prefix' has characters nginx.conf would need quoted"
+mkdir -p "$prefix/tmp/body" "$prefix/tmp/fastcgi" "$prefix/tmp/proxy" \
+    "$prefix/tmp/scgi" "$prefix/tmp/uwsgi"
+
+# nginx resolves a relative include against the directory of nginx.conf,
+# which here is not nginx's own: name the system's fastcgi_params.
+params=""
+for f in ${NGINX_CONF_DIR:+"$NGINX_CONF_DIR/fastcgi_params"} \
+    /etc/nginx/fastcgi_params /usr/local/etc/nginx/fastcgi_params \
+    /usr/local/nginx/conf/fastcgi_params; do
+	[ -r "$f" ] && params=$f && break
+done
+[ -n "$params" ] || die "cannot find nginx's fastcgi_params (set NGINX_CONF_DIR)"
+
+sed -e "s|@BASE_PATH@|$base|g" -e "s|@UPSTREAM@|$upstream|g" \
+    -e "s|^\([[:space:]]*include[[:space:]]*\)fastcgi_params;|\1$params;|" \
+    "$snippet" > "$prefix/userreg-site.conf"
+
+# nginx started as root runs its workers as nobody, who cannot reach a
+# socket in a root-only directory; as anyone else the directive is void.
+user=""
+[ "$(id -u)" -eq 0 ] && user="user root;"
+
+auth=""
+if [ -n "$htpasswd" ]; then
+	auth="auth_basic \"userreg\";
+		auth_basic_user_file $htpasswd;"
+fi
+
+# Outside a base path below "/", answer 404 as a problem too.
+outside=""
+if [ "$base" != "/" ]; then
+	outside="location / {
+			error_page 404 ${base}.userreg-error/404;
+			return 404;
+		}"
+fi
+
+cat <<EOF
+# Rendered by deploy/render-nginx.sh; edit conf/nginx-userreg.conf.in instead.
+$user
+daemon off;
+worker_processes 2;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log info;
+
+events {
+	worker_connections 1024;
+}
+
+http {
+	log_format userreg '\$remote_addr [\$time_local] "\$request" \$status '
+	    '\$body_bytes_sent rid=\$request_id rt=\$request_time '
+	    'ut=\$upstream_response_time';
+	access_log $prefix/access.log userreg;
+	client_body_temp_path $prefix/tmp/body;
+	fastcgi_temp_path $prefix/tmp/fastcgi;
+	proxy_temp_path $prefix/tmp/proxy;
+	scgi_temp_path $prefix/tmp/scgi;
+	uwsgi_temp_path $prefix/tmp/uwsgi;
+	default_type application/octet-stream;
+	server_tokens off;
+	gzip off;
+	keepalive_timeout 15s;
+
+	server {
+		listen 127.0.0.1:$port;
+		server_name localhost;
+		$auth
+		include $prefix/userreg-site.conf;
+		$outside
+	}
+}
+EOF

@@ -1,0 +1,132 @@
+#!/bin/sh
+# run-local.sh: serves userreg on 127.0.0.1:$PORT for `make run`: a pool
+# of $WORKERS workers on var/run/userreg.sock and nginx in the foreground.
+# Ctrl-C or SIGTERM stops both by pid and removes the socket.
+set -u
+
+PORT=${PORT:-8080}
+WORKERS=${WORKERS:-4}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+
+die() {
+	echo "run-local.sh: $*" >&2
+	exit 1
+}
+
+case $PORT in '' | *[!0-9]*) die "PORT must be a number, not '$PORT'" ;; esac
+case $WORKERS in '' | *[!0-9]*) die "WORKERS must be a number, not '$WORKERS'" ;; esac
+bin=build/userreg.fcgi
+[ -x "$bin" ] || die "$bin is missing: run make"
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$nginx" ] || die "nginx is missing: apt-get install nginx-light"
+
+# A taken port is the usual failure: say so before starting anything.
+if ! python3 - "$PORT" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.listen(1)
+except (OSError, OverflowError, ValueError):
+    sys.exit(1)
+EOF
+then
+	die "port $PORT on 127.0.0.1 is taken (or invalid); try PORT=8081 make run"
+fi
+
+# The last value of key in conf/userreg.conf, or $2.
+conf_value() {
+	v=""
+	[ -n "$conf" ] && v=$(sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\([^[:space:]#]*\).*/\1/p" \
+	    "$conf" | tail -n 1)
+	echo "${v:-$2}"
+}
+conf=""
+[ -f conf/userreg.conf ] && conf=conf/userreg.conf
+base=$(conf_value base_path /)
+registry=$(conf_value registry var/users.db)
+
+mkdir -p var/run var/nginx || die "cannot create var/"
+sock=$root/var/run/userreg.sock
+[ ${#sock} -lt 108 ] || die "socket path $sock is too long for a unix socket"
+rm -f "$sock"
+
+pool_pid=""
+nginx_pid=""
+
+# Waits up to 10 s for pid, a signalled child, to exit; then kills it.
+reap() {
+	[ -n "$1" ] || return 0
+	i=0
+	while [ $i -lt 100 ] && kill -0 "$1" 2>/dev/null; do
+		# An exited child stays a zombie until wait: that counts as gone.
+		case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) in Z*) break ;; esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ $i -lt 100 ] || kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+stop() {
+	trap '' INT TERM HUP
+	[ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null
+	[ -n "$pool_pid" ] && kill -TERM "$pool_pid" 2>/dev/null
+	reap "$nginx_pid"
+	reap "$pool_pid"
+	rm -f "$sock"
+	echo "userreg: stopped" >&2
+	exit "$1"
+}
+trap 'stop 0' INT TERM HUP
+
+if [ -n "$conf" ]; then
+	"$bin" --listen "unix:$sock" --workers "$WORKERS" -c "$conf" &
+else
+	"$bin" --listen "unix:$sock" --workers "$WORKERS" &
+fi
+pool_pid=$!
+
+i=0
+while [ ! -S "$sock" ]; do
+	if ! kill -0 "$pool_pid" 2>/dev/null || [ $i -ge 100 ]; then
+		echo "run-local.sh: the worker pool did not come up (see above)" >&2
+		stop 1
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+
+sh deploy/render-nginx.sh "$base" "unix:$sock" "$PORT" "$root/var/nginx" \
+    > var/nginx/nginx.conf || stop 1
+"$nginx" -e "$root/var/nginx/error.log" -c "$root/var/nginx/nginx.conf" &
+nginx_pid=$!
+
+url=http://127.0.0.1:$PORT$base
+i=0
+until curl -fsS -o /dev/null "${url}healthz" 2>/dev/null; do
+	if ! kill -0 "$nginx_pid" 2>/dev/null || [ $i -ge 100 ]; then
+		echo "run-local.sh: nginx did not come up on 127.0.0.1:$PORT:" >&2
+		tail -n 5 var/nginx/error.log >&2
+		stop 1
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+
+cat <<EOF
+userreg: serving $url ($WORKERS workers, registry $registry, config ${conf:-none})
+  curl -i -X POST -H 'Content-Type: application/json' \\
+      -d '{"username":"alice","email":"alice@example.org"}' ${url}users
+  curl -i ${url}users/alice
+nginx logs: var/nginx/access.log, var/nginx/error.log. Ctrl-C stops.
+EOF
+
+wait "$nginx_pid"
+rc=$?
+nginx_pid=""
+echo "run-local.sh: nginx exited with status $rc" >&2
+tail -n 5 var/nginx/error.log >&2
+stop 1
