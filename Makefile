@@ -63,8 +63,10 @@ $(BUILD)/userreg.fcgi: $(BUILD)/obj/main.o $(BUILD)/libuserreg.a
 $(BUILD)/userreg: $(BUILD)/obj/cli.o $(BUILD)/libuserreg.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# Criterion re-runs the binary for each test and hands parameter tables
+# over by address: the test binary must not be position-independent.
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libuserreg.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
+	$(CC) $(ALL_CFLAGS) -no-pie -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/unit/*.d)
 
@@ -122,6 +124,12 @@ fuzz: deps $(FUZZERS:%=$(BUILD)-fuzz/fuzz_%)
 	        -max_len=70000 -print_final_stats=1 \
 	        $(BUILD)-fuzz/corpus-$$f 2>&1 | tail -4 || exit 1; \
 	done
+
+# wrk through real nginx: userreg beside a trivial FastCGI responder.
+bench: deps all
+	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	BUILD=$(BUILD) WORKERS=$(WORKERS) sh tests/bench/run.sh
 
 valgrind: $(BUILD)/unit-tests
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \

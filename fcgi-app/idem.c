@@ -29,7 +29,10 @@ key_parse(const char *h, char *key)
 {
 	size_t len = strlen(h), i, o = 0;
 
-	if (len >= 2 && h[0] == '"' && h[len - 1] == '"') {
+	/* A leading quote starts an sf-string, which must also end. */
+	if (h[0] == '"') {
+		if (len < 2 || h[len - 1] != '"')
+			return -1;
 		/* RFC 8941 sf-string: printable ASCII, \" and \\ escaped. */
 		for (i = 1; i < len - 1; i++) {
 			char c = h[i];
