@@ -25,7 +25,7 @@ stop_all() {
 	done
 	pids=""
 }
-trap 'stop_all; rm -rf "$tmp"' EXIT
+trap 'stop_all; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 free_port() {
