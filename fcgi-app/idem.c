@@ -155,10 +155,14 @@ idem_begin(struct idem *idem, struct users_ctx *ctx,
 	if (req->idempotency_key == NULL ||
 	    key_parse(req->idempotency_key, idem->key) != 0)
 		return IDEM_PROCEED;	/* absent (step 3 refused bad keys) */
-	/* Keys are per principal; global when access is open (API.md). */
-	if (ctx->cfg->access != CONFIG_ACCESS_OPEN && req->remote_user != NULL)
-		snprintf(idem->scope, sizeof(idem->scope), "%s",
-		    req->remote_user);
+	/*
+	 * Keys are per principal; global when access is open (API.md). The
+	 * principal is hashed: a name of any length is its own scope.
+	 */
+	if (ctx->cfg->access != CONFIG_ACCESS_OPEN &&
+	    req->remote_user != NULL && req->remote_user[0] != '\0')
+		sha256_hex(req->remote_user, strlen(req->remote_user),
+		    idem->scope);
 	/* "The same body" means the same bytes. */
 	sha256_hex(req->body, req->body_len, fp);
 	memset(&rec, 0, sizeof(rec));

@@ -4,13 +4,14 @@
 
 #include "http.h"
 #include "registry.h"
+#include "sha256.h"
 #include "users.h"
 
 /* One POST's idempotency state, from idem_begin() to idem_finish(). */
 struct idem {
 	int claimed;		/* this request holds the key's claim */
 	int stored;		/* its answer is committed (caller sets it) */
-	char scope[REG_IDEM_SCOPE_MAX + 1];
+	char scope[SHA256_HEX_SIZE];	/* "" or the principal's SHA-256 */
 	char key[REG_IDEM_KEY_MAX + 1];
 };
 

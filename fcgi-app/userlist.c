@@ -66,6 +66,8 @@ cursor_decode(const char *c, size_t len, char key[USER_NAME_MAX + 1])
 			key[o++] = (char)(v >> bits & 0xff);
 		}
 	}
+	if ((v & ((1u << bits) - 1)) != 0)	/* stray bits: not issued here */
+		return -1;
 	key[o] = '\0';
 	/* Canonical, valid keys only: anything else was not issued here. */
 	if (user_check_name(key, o) != USER_OK)
@@ -128,11 +130,13 @@ read_query(struct users_ctx *ctx, const struct http_request *req,
 	memset(q, 0, sizeof(*q));
 	q->limit = USERS_LIST_DEFAULT;
 	if ((v = http_query_param(req->query, "limit", &len)) != NULL) {
+		/* Digits only, any number of them; the value saturates. */
 		q->limit = 0;
-		for (i = 0; i < len && i < 4; i++) {
+		for (i = 0; i < len; i++) {
 			if (v[i] < '0' || v[i] > '9')
 				break;
-			q->limit = q->limit * 10 + (size_t)(v[i] - '0');
+			if (q->limit <= USERS_LIST_MAX)
+				q->limit = q->limit * 10 + (size_t)(v[i] - '0');
 		}
 		if (len == 0 || i != len || q->limit < 1 ||
 		    q->limit > USERS_LIST_MAX) {
@@ -183,9 +187,7 @@ users_list(struct users_ctx *ctx, const struct http_request *req,
 	/* Under access = self any authenticated principal may read. */
 	if (ctx->cfg->access == CONFIG_ACCESS_SELF &&
 	    (req->remote_user == NULL || req->remote_user[0] == '\0')) {
-		problem_answer(resp, PROBLEM_UNAUTHENTICATED,
-		    ctx->cfg->base_path, req->request_id,
-		    "this request needs an authenticated user");
+		users_unauthenticated(ctx, req, resp);
 		return;
 	}
 	if (read_query(ctx, req, resp, &q) != 0)

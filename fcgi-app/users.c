@@ -148,6 +148,8 @@ answer_with_current(struct users_ctx *ctx, const struct http_request *req,
 		    version_string(cur->version));
 		json_object_object_add(p, "current", jsonio_user(cur));
 	} else if (p != NULL && slug == PROBLEM_STALE_VERSION) {
+		/* The user is gone: say so rather than leave members out. */
+		json_object_object_add(p, "current_version", NULL);
 		json_object_object_add(p, "current", NULL);
 	}
 	problem_send(resp, slug, p);
@@ -221,6 +223,16 @@ answer_last_admin(struct users_ctx *ctx, const struct http_request *req,
 
 /* ---- step 2: access control ------------------------------------------- */
 
+void
+users_unauthenticated(struct users_ctx *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	problem_answer(resp, PROBLEM_UNAUTHENTICATED, ctx->cfg->base_path,
+	    req->request_id, "this request needs an authenticated user");
+	/* RFC 9110 11.6.1: a 401 names a scheme; the front server's. */
+	http_add_header(resp, "WWW-Authenticate", "Basic realm=\"userreg\"");
+}
+
 /*
  * Loads the principal of req. Returns REG_OK (also when the principal has
  * no user record) or a registry error.
@@ -280,8 +292,7 @@ check_access(struct users_ctx *ctx, const struct http_request *req,
 	if (op == ACCESS_CREATE && ctx->cfg->signup == CONFIG_SIGNUP_OPEN)
 		return 0;
 	if (pr->name == NULL) {
-		answer_problem(ctx, req, resp, PROBLEM_UNAUTHENTICATED,
-		    "this request needs an authenticated user");
+		users_unauthenticated(ctx, req, resp);
 		return -1;
 	}
 	if (op == ACCESS_READ || principal_is_admin(pr) ||

@@ -26,6 +26,13 @@ struct users_ctx {
 };
 
 /*
+ * Answers 401 unauthenticated with a WWW-Authenticate challenge, for a
+ * request without REMOTE_USER where access = self needs one.
+ */
+void users_unauthenticated(struct users_ctx *ctx,
+    const struct http_request *req, struct http_response *resp);
+
+/*
  * Each handler answers one routed request into resp (initialized by the
  * caller). name is the decoded, pattern-checked {username} of the path, or
  * NULL on collection routes. Handlers never exit; registry failures become
