@@ -142,6 +142,18 @@ idem_decode(const char *buf, size_t len, int status,
 	return 0;
 }
 
+/*
+ * A claim outlives any request that holds it, or a slow request could
+ * find its key reclaimed: a POST waits for the registry's lock at most
+ * three times (claim, create, store), each up to busy_timeout_ms.
+ */
+int64_t
+idem_lease(const struct config *cfg)
+{
+	return USERS_IDEM_LEASE + 3 * ((int64_t)cfg->busy_timeout_ms + 999) /
+	    1000;
+}
+
 enum idem_result
 idem_begin(struct idem *idem, struct users_ctx *ctx,
     const struct http_request *req, struct http_response *resp)
@@ -167,8 +179,8 @@ idem_begin(struct idem *idem, struct users_ctx *ctx,
 	sha256_hex(req->body, req->body_len, fp);
 	memset(&rec, 0, sizeof(rec));
 	rc = registry_idem_claim(ctx->reg, idem->scope, idem->key, fp,
-	    (int64_t)time(NULL), ctx->cfg->idempotency_ttl, USERS_IDEM_LEASE,
-	    &rec);
+	    (int64_t)time(NULL), ctx->cfg->idempotency_ttl,
+	    idem_lease(ctx->cfg), &rec);
 	switch (rc) {
 	case REG_OK:
 		idem->claimed = 1;

@@ -27,6 +27,12 @@ enum idem_result {
 int idem_key_valid(const char *header);
 
 /*
+ * Returns how long (seconds) a claim lasts before another request may
+ * take over the key: USERS_IDEM_LEASE plus three lock waits.
+ */
+int64_t idem_lease(const struct config *cfg);
+
+/*
  * Step 4 of the order of checks. Without an Idempotency-Key header:
  * IDEM_PROCEED with nothing claimed. Otherwise claims the key for this
  * request's body (scoped to REMOTE_USER, or global under access = open),

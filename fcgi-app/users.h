@@ -6,7 +6,10 @@
 #include "http.h"
 #include "registry.h"
 
-/* Idempotency claims older than this are taken as abandoned (seconds). */
+/*
+ * Idempotency claims older than this plus three lock waits are taken as
+ * abandoned by a process that died (seconds).
+ */
 #define USERS_IDEM_LEASE 60
 /* Retry-After for 503 and idempotency-key-in-use (seconds). */
 #define USERS_RETRY_AFTER 1
