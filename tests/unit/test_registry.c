@@ -1393,3 +1393,32 @@ Test(registry, every_error_has_a_distinct_text)
 	cr_assert(not(eq(ptr, (void *)registry_err_str(-1), NULL)));
 	cr_assert(eq(str, (char *)registry_errmsg(NULL), "no registry"));
 }
+
+/*
+ * A list page is one indexed range scan whatever the registry's size:
+ * SQLite's plan for the page query (the shape of ST_LIST in registry.c)
+ * searches the primary key on both bounds, with no full scan and no sort.
+ */
+Test(registry, list_page_is_one_range_search_of_the_primary_key)
+{
+	char plan[1024] = "";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t used = 0;
+
+	cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
+	cr_assert(eq(int, sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN "
+	    "SELECT username FROM users WHERE key > ?1 AND key >= ?2 AND "
+	    "key < ?2 || char(127) ORDER BY key LIMIT ?3", -1, &st, NULL),
+	    SQLITE_OK));
+	while (sqlite3_step(st) == SQLITE_ROW)
+		used += (size_t)snprintf(plan + used, sizeof(plan) - used,
+		    "%s;", (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	cr_assert(not(eq(ptr, strstr(plan, "SEARCH users USING PRIMARY KEY"),
+	    NULL)), "plan: %s", plan);
+	cr_assert(eq(ptr, strstr(plan, "SCAN"), NULL), "plan: %s", plan);
+	cr_assert(eq(ptr, strstr(plan, "TEMP B-TREE"), NULL), "plan: %s",
+	    plan);
+}
