@@ -210,15 +210,7 @@ idem_begin(struct idem *idem, struct users_ctx *ctx,
 		    "different request body; use a new key");
 		return IDEM_ANSWERED;
 	default:
-		log_error("registry error '%s' claiming idempotency key in "
-		    "request %s: %s", registry_err_str(rc), req->request_id,
-		    registry_errmsg(ctx->reg));
-		problem_answer(resp, rc == REG_BUSY || rc == REG_UNAVAILABLE ?
-		    PROBLEM_REGISTRY_UNAVAILABLE : PROBLEM_INTERNAL_ERROR,
-		    base, req->request_id, NULL);
-		if (rc == REG_BUSY || rc == REG_UNAVAILABLE)
-			http_add_header(resp, "Retry-After", "%d",
-			    USERS_RETRY_AFTER);
+		users_registry_error(ctx, req, resp, rc);
 		return IDEM_ANSWERED;
 	}
 }

@@ -131,49 +131,6 @@ out:
 	return v;
 }
 
-/* Same rules as user.c's: RFC 3629 section 4, without overlongs. */
-static size_t
-utf8_seq_len(const unsigned char *s, size_t n)
-{
-	size_t len = 0, i;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (n == 0)
-		goto out;
-	if (s[0] < 0x80) {
-		len = 1;
-		goto out;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		if (s[0] == 0xe0)
-			lo = 0xa0;
-		else if (s[0] == 0xed)
-			hi = 0x9f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		if (s[0] == 0xf0)
-			lo = 0x90;
-		else if (s[0] == 0xf4)
-			hi = 0x8f;
-	} else
-		goto out;
-	if (n < len || s[1] < lo || s[1] > hi) {
-		len = 0;
-		goto out;
-	}
-	for (i = 2; i < len; i++) {
-		if (s[i] < 0x80 || s[i] > 0xbf) {
-			len = 0;
-			goto out;
-		}
-	}
-out:
-	return len;
-}
-
 /* Appends code point cp (valid, no surrogate) as UTF-8 at *out. */
 static void
 put_utf8(char **out, unsigned long cp)
@@ -229,7 +186,7 @@ scan_string(struct scan *sc, char *out, size_t *outlen)
 			goto out;
 		}
 		if (c >= 0x80) {
-			n = utf8_seq_len(t + i, sc->len - i);
+			n = user_utf8_len(t + i, sc->len - i);
 			if (n == 0) {
 				rc = scan_fail(sc, JSONIO_MALFORMED, i,
 				    "invalid utf-8");

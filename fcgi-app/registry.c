@@ -388,13 +388,13 @@ out:
 }
 
 /*
- * Sets *found to 1 if a user other than key holds "admin". Returns REG_OK
- * or an error.
+ * Runs the one-row probe id with key bound to ?1 and sets *found to 1
+ * when it yields a row. Returns REG_OK or an error.
  */
 static enum reg_err
-other_admin(struct registry *reg, const char *key, int *found)
+probe_key(struct registry *reg, enum stmt id, const char *key, int *found)
 {
-	sqlite3_stmt *st = reg->st[ST_OTHER_ADMIN];
+	sqlite3_stmt *st = reg->st[id];
 	enum reg_err rc;
 	int src;
 
@@ -410,8 +410,15 @@ other_admin(struct registry *reg, const char *key, int *found)
 	*found = src == SQLITE_ROW;
 	rc = REG_OK;
 out:
-	stmt_done(reg, ST_OTHER_ADMIN);
+	stmt_done(reg, id);
 	return rc;
+}
+
+/* Sets *found to 1 if a user other than key holds "admin". */
+static enum reg_err
+other_admin(struct registry *reg, const char *key, int *found)
+{
+	return probe_key(reg, ST_OTHER_ADMIN, key, found);
 }
 
 /* Opens the savepoint that makes one write all-or-nothing. */
@@ -748,24 +755,7 @@ bind_user(sqlite3_stmt *st, const struct user *u,
 static enum reg_err
 key_exists(struct registry *reg, const char *key, int *exists)
 {
-	sqlite3_stmt *st = reg->st[ST_EXISTS];
-	enum reg_err rc;
-	int src;
-
-	if ((src = bind_str(st, 1, key, strlen(key), 0)) != SQLITE_OK) {
-		rc = reg_fail(reg, src);
-		goto out;
-	}
-	src = sqlite3_step(st);
-	if (src != SQLITE_ROW && src != SQLITE_DONE) {
-		rc = reg_fail(reg, src);
-		goto out;
-	}
-	*exists = src == SQLITE_ROW;
-	rc = REG_OK;
-out:
-	stmt_done(reg, ST_EXISTS);
-	return rc;
+	return probe_key(reg, ST_EXISTS, key, exists);
 }
 
 enum reg_err

@@ -51,8 +51,8 @@ is_control(unsigned char c)
  * bytes available), or 0 if it is not one. RFC 3629 section 4: no
  * overlong forms, no surrogates (U+D800-U+DFFF), nothing over U+10FFFF.
  */
-static size_t
-utf8_seq_len(const unsigned char *s, size_t n)
+size_t
+user_utf8_len(const unsigned char *s, size_t n)
 {
 	size_t len = 0;
 	unsigned char lo = 0x80, hi = 0xbf;
@@ -185,7 +185,7 @@ user_check_display_name(const char *name, size_t len)
 		goto out;
 	}
 	for (i = 0; i < len; i += n) {
-		n = utf8_seq_len(s + i, len - i);
+		n = user_utf8_len(s + i, len - i);
 		if (n == 0) {
 			rc = USER_BAD_FORMAT;
 			goto out;

@@ -62,6 +62,13 @@ enum user_err user_check_email(const char *email, size_t len);
  */
 enum user_err user_check_display_name(const char *name, size_t len);
 
+/*
+ * Returns the length of the well-formed UTF-8 sequence at s (n bytes
+ * available), or 0 when there is none: RFC 3629 section 4, so no overlong
+ * forms, no surrogates and nothing over U+10FFFF.
+ */
+size_t user_utf8_len(const unsigned char *s, size_t n);
+
 /* Checks one role name against ^[a-z][a-z0-9_-]{0,31}$. */
 enum user_err user_check_role(const char *role, size_t len);
 

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "jsonio.h"
-#include "log.h"
 #include "problem.h"
 #include "user.h"
 
@@ -200,15 +199,7 @@ users_list(struct users_ctx *ctx, const struct http_request *req,
 	rc = registry_list(ctx->reg, q.after, q.prefix, q.limit, users, &n,
 	    &more);
 	if (rc != REG_OK) {
-		log_error("registry error '%s' listing users in request %s: %s",
-		    registry_err_str(rc), req->request_id,
-		    registry_errmsg(ctx->reg));
-		problem_answer(resp, rc == REG_BUSY || rc == REG_UNAVAILABLE ?
-		    PROBLEM_REGISTRY_UNAVAILABLE : PROBLEM_INTERNAL_ERROR,
-		    ctx->cfg->base_path, req->request_id, NULL);
-		if (rc == REG_BUSY || rc == REG_UNAVAILABLE)
-			http_add_header(resp, "Retry-After", "%d",
-			    USERS_RETRY_AFTER);
+		users_registry_error(ctx, req, resp, rc);
 		goto out;
 	}
 	body = json_object_new_object();

@@ -60,9 +60,8 @@ answer_problem(struct users_ctx *ctx, const struct http_request *req,
 	    detail);
 }
 
-/* Registry failures: 503 + Retry-After when a retry can help, else 500. */
-static void
-answer_registry_error(struct users_ctx *ctx, const struct http_request *req,
+void
+users_registry_error(struct users_ctx *ctx, const struct http_request *req,
     struct http_response *resp, enum reg_err rc)
 {
 	char detail[128];
@@ -286,7 +285,7 @@ check_access(struct users_ctx *ctx, const struct http_request *req,
 	if (ctx->cfg->access == CONFIG_ACCESS_OPEN)
 		return 0;
 	if ((rc = load_principal(ctx, req, pr)) != REG_OK) {
-		answer_registry_error(ctx, req, resp, rc);
+		users_registry_error(ctx, req, resp, rc);
 		return -1;
 	}
 	if (op == ACCESS_CREATE && ctx->cfg->signup == CONFIG_SIGNUP_OPEN)
@@ -722,7 +721,7 @@ users_healthz(struct users_ctx *ctx, const struct http_request *req,
 
 	(void)name;
 	if ((rc = registry_ping(ctx->reg)) != REG_OK) {
-		answer_registry_error(ctx, req, resp, rc);
+		users_registry_error(ctx, req, resp, rc);
 		return;
 	}
 	o = json_object_new_object();
@@ -749,7 +748,7 @@ users_get(struct users_ctx *ctx, const struct http_request *req,
 		return;
 	}
 	if (rc != REG_OK) {
-		answer_registry_error(ctx, req, resp, rc);
+		users_registry_error(ctx, req, resp, rc);
 		return;
 	}
 	switch (precond_evaluate(req->if_match, req->if_none_match, 1,
@@ -831,7 +830,7 @@ users_create(struct users_ctx *ctx, const struct http_request *req,
 	    check_grant(ctx, req, resp, &pr, NULL, &b.u) != 0)
 		goto out;
 	if ((rc = registry_begin(ctx->reg)) != REG_OK) {
-		answer_registry_error(ctx, req, resp, rc);
+		users_registry_error(ctx, req, resp, rc);
 		goto out;
 	}
 	/* The key's answer commits with the user it created, or not at all. */
@@ -840,7 +839,7 @@ users_create(struct users_ctx *ctx, const struct http_request *req,
 	    (rc = registry_commit(ctx->reg)) != REG_OK) {
 		registry_rollback(ctx->reg);
 		http_response_release(resp);
-		answer_registry_error(ctx, req, resp, rc);
+		users_registry_error(ctx, req, resp, rc);
 		goto out;
 	}
 	idem.stored = idem.claimed;
@@ -1042,7 +1041,7 @@ write_user(struct users_ctx *ctx, const struct http_request *req,
 		read_body(ctx, req, kind == WRITE_PUT ? BODY_PUT : BODY_PATCH,
 		    name, &b);
 	if ((rc = registry_begin(ctx->reg)) != REG_OK) {
-		answer_registry_error(ctx, req, resp, rc);
+		users_registry_error(ctx, req, resp, rc);
 		goto out;
 	}
 	rc = write_locked(ctx, req, resp, kind, name, &b);
@@ -1053,7 +1052,7 @@ write_user(struct users_ctx *ctx, const struct http_request *req,
 	if (rc != REG_OK) {
 		registry_rollback(ctx->reg);
 		http_response_release(resp);
-		answer_registry_error(ctx, req, resp, rc);
+		users_registry_error(ctx, req, resp, rc);
 	}
 out:
 	body_release(&b);

@@ -29,6 +29,15 @@ struct users_ctx {
 };
 
 /*
+ * Answers a registry failure rc and logs it: 503 registry-unavailable with
+ * Retry-After when a retry can help (lock wait, disk full, read-only), 500
+ * internal-error otherwise. Nothing internal reaches the client.
+ */
+void users_registry_error(struct users_ctx *ctx,
+    const struct http_request *req, struct http_response *resp,
+    enum reg_err rc);
+
+/*
  * Answers 401 unauthenticated with a WWW-Authenticate challenge, for a
  * request without REMOTE_USER where access = self needs one.
  */
