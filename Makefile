@@ -73,6 +73,8 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libuserreg.a
 # Installs missing Debian packages when run as root; otherwise names them.
 deps:
 	@sh deploy/install-deps.sh
+deps-clang:
+	@USERREG_EXTRA_PACKAGES="clang libclang-rt-14-dev" sh deploy/install-deps.sh
 
 run: deps all
 	@PORT=$(PORT) WORKERS=$(WORKERS) sh deploy/run-local.sh
@@ -89,11 +91,14 @@ check: deps
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory integration
 
+# clang's UBSan also checks pointer arithmetic on NULL, which gcc's misses.
+SAN_CC ?= $(shell command -v clang >/dev/null && echo clang || echo $(CC))
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
-sanitize: deps
+sanitize: deps deps-clang
 	@rm -f $(BUILD)-san/sanitize.log
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-san CFLAGS="$(SAN_FLAGS)" \
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-san CC=$(SAN_CC) \
+	    CFLAGS="$(SAN_FLAGS)" \
 	    LDFLAGS="-fsanitize=address,undefined" $(BUILD)-san/unit-tests all
 	@mkdir -p $(BUILD)-san
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -115,20 +120,26 @@ $(BUILD)-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(APP_SRC)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
-fuzz: deps $(FUZZERS:%=$(BUILD)-fuzz/fuzz_%)
+fuzz: deps deps-clang
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: $(FUZZERS:%=$(BUILD)-fuzz/fuzz_%)
 	@for f in $(FUZZERS); do \
 	    rm -rf $(BUILD)-fuzz/corpus-$$f; \
 	    cp -r tests/fuzz/corpus/$$f $(BUILD)-fuzz/corpus-$$f; \
 	    echo "fuzzing $$f for $(FUZZ_SECONDS)s"; \
 	    $(BUILD)-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
 	        -max_len=70000 -print_final_stats=1 \
-	        $(BUILD)-fuzz/corpus-$$f 2>&1 | tail -4 || exit 1; \
+	        -artifact_prefix=$(BUILD)-fuzz/$$f- \
+	        $(BUILD)-fuzz/corpus-$$f > $(BUILD)-fuzz/$$f.log 2>&1 || \
+	        { tail -30 $(BUILD)-fuzz/$$f.log; exit 1; }; \
+	    grep -E '^stat::(number_of_executed_units|new_units_added)' \
+	        $(BUILD)-fuzz/$$f.log; \
 	done
 
 # wrk through real nginx: userreg beside a trivial FastCGI responder.
 bench: deps all
-	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@USERREG_EXTRA_PACKAGES=wrk sh deploy/install-deps.sh
 	BUILD=$(BUILD) WORKERS=$(WORKERS) sh tests/bench/run.sh
 
 valgrind: $(BUILD)/unit-tests
@@ -143,5 +154,6 @@ install: all
 	install -m 0755 $(BUILD)/userreg.fcgi $(BUILD)/userreg $(DESTDIR)$(BINDIR)/
 	install -m 0644 conf/userreg.conf $(DESTDIR)$(SYSCONFDIR)/userreg/userreg.conf
 
-.PHONY: all deps run test integration check sanitize fuzz bench valgrind clean \
+
+.PHONY: all deps deps-clang fuzz-run run test integration check sanitize fuzz bench valgrind clean \
 	install

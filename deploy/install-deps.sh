@@ -7,6 +7,10 @@ set -eu
 PACKAGES="build-essential pkg-config libfcgi-dev libfcgi-bin libjson-c-dev
 libsqlite3-dev sqlite3 libcriterion-dev nginx-light spawn-fcgi curl python3"
 
+# Targets that need more (make sanitize and fuzz: clang; bench: wrk)
+# name it in USERREG_EXTRA_PACKAGES.
+PACKAGES="$PACKAGES ${USERREG_EXTRA_PACKAGES:-}"
+
 missing=""
 for p in $PACKAGES; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

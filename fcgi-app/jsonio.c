@@ -393,10 +393,12 @@ static void
 pop_frame(struct scan *sc)
 {
 	struct frame *f = &sc->frames[--sc->nframes];
-	struct member *m = sc->members + f->first;
 	size_t n = sc->nmembers - f->first, i;
+	struct member *m;
 
+	/* members is NULL until an object has a member: no pointer math. */
 	if (f->object && n > 1) {
+		m = sc->members + f->first;
 		/* O(n log n): sort, then equal names are neighbours. */
 		qsort(m, n, sizeof(*m), member_cmp);
 		for (i = 0; i + 1 < n; i++) {

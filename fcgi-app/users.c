@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "body.h"
 #include "idem.h"
 #include "jsonio.h"
 #include "log.h"
@@ -17,31 +18,6 @@
 #define MEDIA_JSON "application/json"
 #define MEDIA_MERGE_PATCH "application/merge-patch+json"
 #define MEDIA_PROBLEM "application/problem+json"
-
-/* Body members, as bits of struct body's present and nulled. */
-enum member {
-	M_USERNAME = 1 << 0,
-	M_EMAIL = 1 << 1,
-	M_DISPLAY_NAME = 1 << 2,
-	M_ROLES = 1 << 3,
-	M_VERSION = 1 << 4
-};
-
-enum body_mode { BODY_POST, BODY_PUT, BODY_PATCH };
-
-/* A request body read against the user model. */
-struct body {
-	enum jsonio_err parse;		/* JSONIO_OK once parsed */
-	struct jsonio_error perr;
-	unsigned present;		/* members named, null or not */
-	unsigned nulled;		/* members given as null */
-	struct user u;			/* the non-null members' values */
-	int64_t version;		/* when M_VERSION is present and valid */
-	struct json_object *errors;	/* [{pointer, detail}], or NULL */
-	int n_invalid, n_unknown, n_mismatch;
-};
-
-enum error_kind { ERR_INVALID, ERR_UNKNOWN, ERR_MISMATCH };
 
 /* The authenticated principal of a request under access = self. */
 struct principal {
@@ -416,300 +392,6 @@ check_headers(struct users_ctx *ctx, const struct http_request *req,
 	return 0;
 }
 
-/* ---- steps 8 and 9: the body ------------------------------------------ */
-
-static void
-body_error(struct body *b, enum error_kind kind, const char *pointer,
-    const char *detail)
-{
-	struct json_object *e;
-
-	if (b->errors == NULL && (b->errors = json_object_new_array()) == NULL)
-		return;
-	if (kind == ERR_INVALID)
-		b->n_invalid++;
-	else if (kind == ERR_UNKNOWN)
-		b->n_unknown++;
-	else
-		b->n_mismatch++;
-	/* Enough to act on; a hostile body must not grow the answer. */
-	if (json_object_array_length(b->errors) >= USERS_ERRORS_MAX)
-		return;
-	if ((e = json_object_new_object()) == NULL)
-		return;
-	json_object_object_add(e, "pointer", json_object_new_string(pointer));
-	json_object_object_add(e, "detail", json_object_new_string(detail));
-	json_object_array_add(b->errors, e);
-}
-
-/* Appends "/" + name escaped per RFC 6901 ("~" as "~0", "/" as "~1"). */
-static char *
-member_pointer(const char *name)
-{
-	size_t n = strlen(name), i, o = 0;
-	char *p = malloc(2 * n + 2);
-
-	if (p == NULL)
-		return NULL;
-	p[o++] = '/';
-	for (i = 0; i < n; i++) {
-		if (name[i] == '~' || name[i] == '/') {
-			p[o++] = '~';
-			p[o++] = name[i] == '~' ? '0' : '1';
-		} else {
-			p[o++] = name[i];
-		}
-	}
-	p[o] = '\0';
-	return p;
-}
-
-/* A version as the representation carries it: a decimal string. */
-static int
-parse_version(const char *s, size_t len, int64_t *out)
-{
-	int64_t v = 0;
-	size_t i;
-
-	if (len == 0 || len > 19 || s[0] == '0')
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' ||
-		    v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* Reads an optional string member (email, display_name) into dst. */
-static void
-read_text(struct body *b, struct json_object *v, unsigned bit,
-    const char *pointer, char *dst,
-    enum user_err (*check)(const char *, size_t))
-{
-	const char *s;
-	size_t len;
-	enum user_err e;
-	char detail[96];
-
-	if (json_object_get_type(v) == json_type_null) {
-		b->nulled |= bit;
-		return;
-	}
-	if (!jsonio_string(v, &s, &len)) {
-		body_error(b, ERR_INVALID, pointer,
-		    "must be a string without NUL characters, or null");
-		return;
-	}
-	if ((e = check(s, len)) != USER_OK) {
-		snprintf(detail, sizeof(detail), "%s", user_err_str(e));
-		body_error(b, ERR_INVALID, pointer, detail);
-		return;
-	}
-	memcpy(dst, s, len + 1);
-}
-
-static void
-read_roles(struct body *b, struct json_object *v)
-{
-	char pointer[32], detail[96];
-	size_t i, n, len;
-	const char *s;
-	enum user_err e;
-
-	if (json_object_get_type(v) == json_type_null) {
-		b->nulled |= M_ROLES;
-		return;
-	}
-	if (json_object_get_type(v) != json_type_array) {
-		body_error(b, ERR_INVALID, "/roles",
-		    "must be an array of role names");
-		return;
-	}
-	if ((n = json_object_array_length(v)) > USER_ROLES_MAX) {
-		snprintf(detail, sizeof(detail), "at most %d roles",
-		    USER_ROLES_MAX);
-		body_error(b, ERR_INVALID, "/roles", detail);
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		snprintf(pointer, sizeof(pointer), "/roles/%zu", i);
-		if (!jsonio_string(json_object_array_get_idx(v, i), &s, &len)) {
-			body_error(b, ERR_INVALID, pointer,
-			    "must be a string");
-			continue;
-		}
-		if ((e = user_check_role(s, len)) != USER_OK) {
-			snprintf(detail, sizeof(detail), "%s; roles match "
-			    "^[a-z][a-z0-9_-]{0,31}$", user_err_str(e));
-			body_error(b, ERR_INVALID, pointer, detail);
-			continue;
-		}
-		memcpy(b->u.roles[b->u.nroles++], s, len + 1);
-	}
-	if (b->u.nroles == n && user_sort_roles(&b->u) == USER_DUPLICATE)
-		body_error(b, ERR_INVALID, "/roles", "names a role twice");
-}
-
-/*
- * Parses the body and reads its members for mode into b. Parse failures
- * stay in b->parse (400 at step 8); member errors collect in b->errors
- * (422 at step 9). url_name is the {username} of the path, or NULL.
- */
-static void
-read_body(struct users_ctx *ctx, const struct http_request *req,
-    enum body_mode mode, const char *url_name, struct body *b)
-{
-	struct json_object *obj = NULL;
-	const char *s;
-	size_t len;
-	char a[USER_NAME_MAX + 1], c[USER_NAME_MAX + 1];
-
-	memset(b, 0, sizeof(*b));
-	b->parse = jsonio_parse_object(req->body, req->body_len,
-	    ctx->cfg->max_depth, &obj, &b->perr);
-	if (b->parse != JSONIO_OK)
-		return;
-
-	json_object_object_foreach(obj, key, v) {
-		if (strcmp(key, "username") == 0) {
-			b->present |= M_USERNAME;
-			if (!jsonio_string(v, &s, &len)) {
-				body_error(b, ERR_INVALID, "/username",
-				    "must be a string");
-			} else if (user_check_name(s, len) != USER_OK) {
-				body_error(b, ERR_INVALID, "/username",
-				    "must match ^[A-Za-z0-9][A-Za-z0-9._-]"
-				    "{0,63}$");
-			} else {
-				memcpy(b->u.username, s, len + 1);
-			}
-		} else if (strcmp(key, "email") == 0) {
-			b->present |= M_EMAIL;
-			read_text(b, v, M_EMAIL, "/email", b->u.email,
-			    user_check_email);
-		} else if (strcmp(key, "display_name") == 0) {
-			b->present |= M_DISPLAY_NAME;
-			read_text(b, v, M_DISPLAY_NAME, "/display_name",
-			    b->u.display_name, user_check_display_name);
-		} else if (strcmp(key, "roles") == 0) {
-			b->present |= M_ROLES;
-			read_roles(b, v);
-		} else if (strcmp(key, "version") == 0) {
-			b->present |= M_VERSION;
-			if (mode == BODY_POST)
-				body_error(b, ERR_INVALID, "/version",
-				    "is set by the server; leave it out of a "
-				    "POST");
-			else if (!jsonio_string(v, &s, &len) ||
-			    parse_version(s, len, &b->version) != 0)
-				body_error(b, ERR_INVALID, "/version",
-				    "must be a version string as the "
-				    "representation carries it");
-		} else if (strcmp(key, "created_at") == 0 ||
-		    strcmp(key, "updated_at") == 0) {
-			continue;	/* read-only; ignored (API.md) */
-		} else {
-			char *pointer = member_pointer(key);
-			body_error(b, ERR_UNKNOWN, pointer != NULL ? pointer :
-			    "", "is not a member of a user");
-			free(pointer);
-		}
-	}
-	json_object_put(obj);
-
-	if (mode != BODY_PATCH && !(b->present & M_USERNAME))
-		body_error(b, ERR_INVALID, "/username", "is required");
-	if (mode == BODY_PATCH && (b->nulled & M_USERNAME))
-		body_error(b, ERR_INVALID, "/username", "cannot be removed");
-	if (url_name != NULL && b->u.username[0] != '\0') {
-		user_canonical(url_name, a);
-		user_canonical(b->u.username, c);
-		if (strcmp(a, c) != 0)
-			body_error(b, ERR_MISMATCH, "/username",
-			    mode == BODY_PATCH ? "a username cannot be changed" :
-			    "must name the same user as the URL");
-	}
-}
-
-static void
-body_release(struct body *b)
-{
-	json_object_put(b->errors);
-	b->errors = NULL;
-}
-
-/* Step 8: answers a body that does not parse; returns -1 if it did so. */
-static int
-answer_parse_error(struct users_ctx *ctx, const struct http_request *req,
-    struct http_response *resp, const struct body *b)
-{
-	enum problem_slug slug;
-	struct json_object *p;
-
-	if (req->body_state == HTTP_BODY_TRUNCATED) {
-		answer_problem(ctx, req, resp, PROBLEM_MALFORMED_JSON,
-		    "the body ended before Content-Length bytes");
-		return -1;
-	}
-	switch (b->parse) {
-	case JSONIO_OK:
-		return 0;
-	case JSONIO_NOT_OBJECT:
-		slug = PROBLEM_NOT_AN_OBJECT;
-		break;
-	case JSONIO_DUPLICATE:
-		slug = PROBLEM_DUPLICATE_MEMBER;
-		break;
-	case JSONIO_NOMEM:
-		answer_problem(ctx, req, resp, PROBLEM_INTERNAL_ERROR, NULL);
-		return -1;
-	default:
-		slug = PROBLEM_MALFORMED_JSON;
-		break;
-	}
-	p = problem_new(slug, ctx->cfg->base_path, req->request_id,
-	    b->perr.detail[0] != '\0' ? b->perr.detail : NULL);
-	if (p != NULL && b->perr.has_offset)
-		json_object_object_add(p, "offset",
-		    json_object_new_int64((int64_t)b->perr.offset));
-	problem_send(resp, slug, p);
-	return -1;
-}
-
-/* Step 9: answers member errors with 422; returns -1 if it did so. */
-static int
-answer_body_errors(struct users_ctx *ctx, const struct http_request *req,
-    struct http_response *resp, struct body *b)
-{
-	enum problem_slug slug;
-	const char *detail;
-	struct json_object *p;
-
-	if (b->errors == NULL)
-		return 0;
-	if (b->n_invalid > 0) {
-		slug = PROBLEM_VALIDATION_FAILED;
-		detail = "one or more members are invalid; see errors";
-	} else if (b->n_unknown > 0) {
-		slug = PROBLEM_UNKNOWN_MEMBER;
-		detail = "the body names members a user does not have; "
-		    "see errors";
-	} else {
-		slug = PROBLEM_NAME_MISMATCH;
-		detail = "the username in the body does not match the URL";
-	}
-	p = problem_new(slug, ctx->cfg->base_path, req->request_id, detail);
-	if (p != NULL) {
-		json_object_object_add(p, "errors", b->errors);
-		b->errors = NULL;
-	}
-	problem_send(resp, slug, p);
-	return -1;
-}
-
 /* ---- the handlers ----------------------------------------------------- */
 
 void
@@ -824,9 +506,9 @@ users_create(struct users_ctx *ctx, const struct http_request *req,
 	/* Step 4: a key seen before answers here, before anything runs. */
 	if (idem_begin(&idem, ctx, req, resp) != IDEM_PROCEED)
 		return;
-	read_body(ctx, req, BODY_POST, NULL, &b);
-	if (answer_parse_error(ctx, req, resp, &b) != 0 ||
-	    answer_body_errors(ctx, req, resp, &b) != 0 ||
+	body_read(ctx, req, BODY_FOR_POST, NULL, &b);
+	if (body_answer_parse_error(ctx, req, resp, &b) != 0 ||
+	    body_answer_errors(ctx, req, resp, &b) != 0 ||
 	    check_grant(ctx, req, resp, &pr, NULL, &b.u) != 0)
 		goto out;
 	if ((rc = registry_begin(ctx->reg)) != REG_OK) {
@@ -856,14 +538,14 @@ static void
 merge_patch(const struct user *cur, const struct body *b, struct user *next)
 {
 	*next = *cur;
-	if (b->present & M_USERNAME)
+	if (b->present & BODY_USERNAME)
 		memcpy(next->username, b->u.username, sizeof(next->username));
-	if (b->present & M_EMAIL)
+	if (b->present & BODY_EMAIL)
 		memcpy(next->email, b->u.email, sizeof(next->email));
-	if (b->present & M_DISPLAY_NAME)
+	if (b->present & BODY_DISPLAY_NAME)
 		memcpy(next->display_name, b->u.display_name,
 		    sizeof(next->display_name));
-	if (b->present & M_ROLES) {
+	if (b->present & BODY_ROLES) {
 		memcpy(next->roles, b->u.roles, sizeof(next->roles));
 		next->nroles = b->u.nroles;
 	}
@@ -890,7 +572,7 @@ has_precondition(const struct http_request *req, enum write_kind kind,
 	if (kind == WRITE_PUT && req->if_none_match != NULL &&
 	    precond_is_star(req->if_none_match))
 		return 1;
-	return kind != WRITE_DELETE && (b->present & M_VERSION);
+	return kind != WRITE_DELETE && (b->present & BODY_VERSION);
 }
 
 /*
@@ -928,7 +610,7 @@ write_locked(struct users_ctx *ctx, const struct http_request *req,
 	precond = has_precondition(req, kind, b);
 	if (!precond && ctx->cfg->require_preconditions) {
 		if (kind != WRITE_DELETE &&
-		    answer_parse_error(ctx, req, resp, b) != 0)
+		    body_answer_parse_error(ctx, req, resp, b) != 0)
 			return REG_OK;
 		answer_problem_ext(ctx, req, resp,
 		    PROBLEM_PRECONDITION_REQUIRED, kind == WRITE_DELETE ?
@@ -953,9 +635,9 @@ write_locked(struct users_ctx *ctx, const struct http_request *req,
 	}
 	if (kind != WRITE_DELETE) {
 		/* Steps 8 and 9. */
-		if (answer_parse_error(ctx, req, resp, b) != 0)
+		if (body_answer_parse_error(ctx, req, resp, b) != 0)
 			return REG_OK;
-		if ((b->present & M_VERSION) && b->version > 0 &&
+		if ((b->present & BODY_VERSION) && b->version > 0 &&
 		    req->if_match != NULL && !precond_is_star(req->if_match) &&
 		    !precond_if_match(req->if_match, b->version)) {
 			answer_problem(ctx, req, resp,
@@ -964,7 +646,7 @@ write_locked(struct users_ctx *ctx, const struct http_request *req,
 			    "versions");
 			return REG_OK;
 		}
-		if (answer_body_errors(ctx, req, resp, b) != 0)
+		if (body_answer_errors(ctx, req, resp, b) != 0)
 			return REG_OK;
 		if (kind == WRITE_PATCH) {
 			merge_patch(&cur, b, &next);
@@ -977,7 +659,7 @@ write_locked(struct users_ctx *ctx, const struct http_request *req,
 			return REG_OK;
 	}
 	/* Step 10: a body version is a compare-and-swap token. */
-	if ((b->present & M_VERSION) && kind != WRITE_DELETE &&
+	if ((b->present & BODY_VERSION) && kind != WRITE_DELETE &&
 	    (!exists || cur.version != b->version)) {
 		answer_with_current(ctx, req, resp, PROBLEM_STALE_VERSION,
 		    exists ? "the version in the body is not the current one" :
@@ -1038,7 +720,7 @@ write_user(struct users_ctx *ctx, const struct http_request *req,
 		return;
 	/* Parsing needs no lock; its verdict is answered in step order. */
 	if (kind != WRITE_DELETE)
-		read_body(ctx, req, kind == WRITE_PUT ? BODY_PUT : BODY_PATCH,
+		body_read(ctx, req, kind == WRITE_PUT ? BODY_FOR_PUT : BODY_FOR_PATCH,
 		    name, &b);
 	if ((rc = registry_begin(ctx->reg)) != REG_OK) {
 		users_registry_error(ctx, req, resp, rc);

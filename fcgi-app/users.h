@@ -19,9 +19,6 @@
 /* Longest prefix query parameter accepted (bytes, decoded). */
 #define USERS_PREFIX_MAX USER_NAME_MAX
 
-/* Entries in a 422's errors[] at most; the count is still exact. */
-#define USERS_ERRORS_MAX 32
-
 /* What every handler works with; owned by the worker's main loop. */
 struct users_ctx {
 	const struct config *cfg;

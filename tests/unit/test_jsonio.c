@@ -779,3 +779,29 @@ Test(jsonio, serialize_is_compact_and_keeps_slashes)
 	free(s);
 	json_object_put(o);
 }
+
+/*
+ * Closing a container before any object member was seen once did
+ * pointer arithmetic on the still-NULL member array (UBSan with clang:
+ * "applying zero offset to null pointer"); found by fuzz_jsonio.
+ */
+Test(jsonio, containers_closed_before_any_member)
+{
+	static const char *const bodies[] = {
+		"{}", "[]]]]]]]]]", "[[]]", "{\"a\":[]}", "[{}]"
+	};
+	struct json_object *obj;
+	struct jsonio_error err;
+	size_t i;
+
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		obj = NULL;
+		(void)jsonio_parse_object(bodies[i], strlen(bodies[i]),
+		    JSONIO_DEPTH_MAX, &obj, &err);
+		json_object_put(obj);
+	}
+	obj = NULL;
+	cr_assert(eq(int, jsonio_parse_object("{}", 2, JSONIO_DEPTH_MAX, &obj,
+	    &err), JSONIO_OK));
+	json_object_put(obj);
+}

@@ -19,6 +19,7 @@
 #include "router.h"
 #include "sha256.h"
 #include "user.h"
+#include "body.h"
 #include "users.h"
 
 /*
@@ -1144,7 +1145,7 @@ Test(users, errors_list_is_capped)
 
 	n += (size_t)snprintf(body + n, sizeof(body) - n,
 	    "{\"username\":\"carol\"");
-	for (i = 0; i < USERS_ERRORS_MAX + 8; i++)
+	for (i = 0; i < BODY_ERRORS_MAX + 8; i++)
 		n += (size_t)snprintf(body + n, sizeof(body) - n,
 		    ",\"m%d\":1", i);
 	snprintf(body + n, sizeof(body) - n, "}");
@@ -1153,7 +1154,7 @@ Test(users, errors_list_is_capped)
 	assert_problem(&resp, 422, "unknown-member");
 	o = body_json(&resp);
 	cr_assert(json_object_object_get_ex(o, "errors", &errors));
-	cr_assert(eq(sz, json_object_array_length(errors), USERS_ERRORS_MAX));
+	cr_assert(eq(sz, json_object_array_length(errors), BODY_ERRORS_MAX));
 	json_object_put(o);
 	http_response_release(&resp);
 }

@@ -1,0 +1,70 @@
+/* body.h: a /users request body read against the user model (steps 8, 9). */
+#ifndef USERREG_BODY_H
+#define USERREG_BODY_H
+
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "http.h"
+#include "jsonio.h"
+#include "user.h"
+#include "users.h"
+
+/* Entries in a 422's errors[] at most; the counts stay exact. */
+#define BODY_ERRORS_MAX 32
+
+/* Body members, as bits of struct body's present and nulled. */
+enum body_member {
+	BODY_USERNAME = 1 << 0,
+	BODY_EMAIL = 1 << 1,
+	BODY_DISPLAY_NAME = 1 << 2,
+	BODY_ROLES = 1 << 3,
+	BODY_VERSION = 1 << 4
+};
+
+/* Which request the body belongs to: what it must and may carry. */
+enum body_mode { BODY_FOR_POST, BODY_FOR_PUT, BODY_FOR_PATCH };
+
+/* A request body read against the user model. */
+struct body {
+	enum jsonio_err parse;		/* JSONIO_OK once parsed */
+	struct jsonio_error perr;
+	unsigned present;		/* members named, null or not */
+	unsigned nulled;		/* members given as null */
+	struct user u;			/* the non-null members' values */
+	int64_t version;		/* when BODY_VERSION is present and valid */
+	struct json_object *errors;	/* [{pointer, detail}], or NULL */
+	int n_invalid, n_unknown, n_mismatch;
+};
+
+/*
+ * Parses req's body and reads its members for mode into b. A body that
+ * does not parse keeps its verdict in b->parse (400 at step 8); member
+ * errors collect in b->errors (422 at step 9). url_name is the decoded
+ * {username} of the path, or NULL. Release b with body_release().
+ */
+void body_read(struct users_ctx *ctx, const struct http_request *req,
+    enum body_mode mode, const char *url_name, struct body *b);
+
+/* Frees what b owns. */
+void body_release(struct body *b);
+
+/*
+ * Step 8: when the body did not parse (or arrived truncated), answers
+ * 400 malformed-json, not-an-object or duplicate-member (with offset
+ * where known) and returns -1; otherwise returns 0.
+ */
+int body_answer_parse_error(struct users_ctx *ctx,
+    const struct http_request *req, struct http_response *resp,
+    const struct body *b);
+
+/*
+ * Step 9: when members failed, answers 422 with errors[] (validation-
+ * failed, else unknown-member, else name-mismatch) and returns -1;
+ * otherwise returns 0. Moves b->errors into the answer.
+ */
+int body_answer_errors(struct users_ctx *ctx, const struct http_request *req,
+    struct http_response *resp, struct body *b);
+
+#endif
