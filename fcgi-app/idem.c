@@ -178,8 +178,9 @@ idem_begin(struct idem *idem, struct users_ctx *ctx,
 	/* "The same body" means the same bytes. */
 	sha256_hex(req->body, req->body_len, fp);
 	memset(&rec, 0, sizeof(rec));
+	idem->claimed_at = (int64_t)time(NULL);
 	rc = registry_idem_claim(ctx->reg, idem->scope, idem->key, fp,
-	    (int64_t)time(NULL), ctx->cfg->idempotency_ttl,
+	    idem->claimed_at, ctx->cfg->idempotency_ttl,
 	    idem_lease(ctx->cfg), &rec);
 	switch (rc) {
 	case REG_OK:
@@ -228,7 +229,7 @@ idem_store_locked(struct idem *idem, struct users_ctx *ctx,
 	if ((buf = idem_encode(resp, &len)) == NULL)
 		return REG_ERROR;
 	rc = registry_idem_store(ctx->reg, idem->scope, idem->key,
-	    resp->status, buf, len);
+	    idem->claimed_at, resp->status, buf, len);
 	free(buf);
 	return rc;
 }
@@ -254,8 +255,8 @@ idem_finish(struct idem *idem, struct users_ctx *ctx,
 	if (rc != REG_OK)
 		log_error("registry error '%s' storing idempotent answer in "
 		    "request %s", registry_err_str(rc), req->request_id);
-	if ((rc = registry_idem_abandon(ctx->reg, idem->scope, idem->key)) !=
-	    REG_OK)
+	if ((rc = registry_idem_abandon(ctx->reg, idem->scope, idem->key,
+	    idem->claimed_at)) != REG_OK)
 		log_error("registry error '%s' releasing idempotency key in "
 		    "request %s", registry_err_str(rc), req->request_id);
 }

@@ -11,6 +11,7 @@
 struct idem {
 	int claimed;		/* this request holds the key's claim */
 	int stored;		/* its answer is committed (caller sets it) */
+	int64_t claimed_at;	/* names this request's claim to the registry */
 	char scope[SHA256_HEX_SIZE];	/* "" or the principal's SHA-256 */
 	char key[REG_IDEM_KEY_MAX + 1];
 };

@@ -123,9 +123,9 @@ static const char *const stmt_sql[ST__MAX] = {
 	    " VALUES (?1, ?2, ?3, 0, NULL, NULL, ?4, ?5)",
 	[ST_IDEM_STORE] = "UPDATE idempotency SET state = 1, status = ?3,"
 	    " response = ?4 WHERE scope = ?1 AND key = ?2 AND state = 0"
-	    " RETURNING 1",
+	    " AND claimed_at = ?5 RETURNING 1",
 	[ST_IDEM_DROP] = "DELETE FROM idempotency"
-	    " WHERE scope = ?1 AND key = ?2 AND state = 0",
+	    " WHERE scope = ?1 AND key = ?2 AND state = 0 AND claimed_at = ?3",
 };
 
 struct registry {
@@ -1160,7 +1160,8 @@ out:
 
 enum reg_err
 registry_idem_store(struct registry *reg, const char *scope,
-    const char *key, int status, const char *response, size_t len)
+    const char *key, int64_t claimed_at, int status, const char *response,
+    size_t len)
 {
 	sqlite3_stmt *st = reg->st[ST_IDEM_STORE];
 	enum reg_err rc;
@@ -1173,6 +1174,7 @@ registry_idem_store(struct registry *reg, const char *scope,
 		    "transaction");
 	/* A non-NULL pointer makes an empty response a blob, not NULL. */
 	if ((src = bind_idem(st, scope, key)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int64(st, 5, claimed_at)) != SQLITE_OK ||
 	    (src = sqlite3_bind_int(st, 3, status)) != SQLITE_OK ||
 	    (src = sqlite3_bind_blob64(st, 4, response != NULL ? response :
 	    "", (sqlite3_uint64)len, SQLITE_STATIC)) != SQLITE_OK) {
@@ -1196,7 +1198,7 @@ out:
 
 enum reg_err
 registry_idem_abandon(struct registry *reg, const char *scope,
-    const char *key)
+    const char *key, int64_t claimed_at)
 {
 	sqlite3_stmt *st = reg->st[ST_IDEM_DROP];
 	enum reg_err rc;
@@ -1210,6 +1212,7 @@ registry_idem_abandon(struct registry *reg, const char *scope,
 	if ((rc = registry_begin(reg)) != REG_OK)
 		return rc;
 	if ((src = bind_idem(st, scope, key)) != SQLITE_OK ||
+	    (src = sqlite3_bind_int64(st, 3, claimed_at)) != SQLITE_OK ||
 	    (src = step_done(reg, ST_IDEM_DROP)) != SQLITE_OK) {
 		rc = reg_fail(reg, src);
 		goto out;

@@ -167,18 +167,22 @@ enum reg_err registry_idem_claim(struct registry *reg, const char *scope,
 
 /*
  * Inside a transaction (the one that wrote the user), stores the final
- * response for the claim (scope, key). Returns REG_OK, REG_NOT_FOUND if
- * the claim is gone, or an error.
+ * response for the claim (scope, key) that registry_idem_claim() made at
+ * claimed_at (its now): a claim taken over since then is not touched.
+ * Returns REG_OK, REG_NOT_FOUND if that claim is gone, or an error.
  */
 enum reg_err registry_idem_store(struct registry *reg, const char *scope,
-    const char *key, int status, const char *response, size_t len);
+    const char *key, int64_t claimed_at, int status, const char *response,
+    size_t len);
 
 /*
- * Drops the claim (scope, key) if it is still in flight, in its own
- * transaction: used when the request ends in a result that is not stored
- * (5xx). Returns REG_OK (also when there was nothing to drop) or an error.
+ * Drops the claim (scope, key) made at claimed_at if it is still in
+ * flight, in its own transaction: used when the request ends in a result
+ * that is not stored (5xx). Another request's claim on the same key is
+ * left alone. Returns REG_OK (also when there was nothing to drop) or an
+ * error.
  */
 enum reg_err registry_idem_abandon(struct registry *reg, const char *scope,
-    const char *key);
+    const char *key, int64_t claimed_at);
 
 #endif

@@ -1124,11 +1124,12 @@ claim(const char *key, const char *fp, int64_t now, struct reg_idem *rec)
 }
 
 static void
-store(const char *key, int status, const char *resp, size_t len)
+store(const char *key, int64_t claimed_at, int status, const char *resp,
+    size_t len)
 {
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_store(reg, "scope", key, status, resp,
-	    len), REG_OK));
+	cr_assert(eq(int, registry_idem_store(reg, "scope", key, claimed_at,
+	    status, resp, len), REG_OK));
 	cr_assert(eq(int, registry_commit(reg), REG_OK));
 }
 
@@ -1152,7 +1153,7 @@ Test(registry, idem_stored_response_replays)
 	struct reg_idem rec;
 
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_OK));
-	store("k1", 201, body, sizeof(body) - 1);
+	store("k1", 1000, 201, body, sizeof(body) - 1);
 	cr_assert(eq(int, claim("k1", "fp", 1050, &rec), REG_IDEM_DONE));
 	cr_assert(eq(int, rec.status, 201));
 	cr_assert(eq(sz, rec.response_len, sizeof(body) - 1));
@@ -1170,7 +1171,7 @@ Test(registry, idem_empty_response_replays_empty)
 	struct reg_idem rec;
 
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_OK));
-	store("k1", 204, NULL, 0);
+	store("k1", 1000, 204, NULL, 0);
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_IDEM_DONE));
 	cr_assert(eq(int, rec.status, 204));
 	cr_assert(eq(sz, rec.response_len, 0));
@@ -1187,7 +1188,8 @@ Test(registry, idem_store_goes_with_its_transaction)
 	mkuser(&u, "alice", "", "", "");
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
 	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_idem_store(reg, "scope", "k1", 201, "x", 1),
+	cr_assert(eq(int, registry_idem_store(reg, "scope", "k1", 1000, 201, "x",
+	    1),
 	    REG_OK));
 	registry_rollback(reg);
 	cr_assert(eq(int, claim("k1", "fp", 1001, &rec), REG_IDEM_IN_FLIGHT));
@@ -1198,16 +1200,18 @@ Test(registry, idem_store_needs_a_live_claim_and_a_transaction)
 	struct reg_idem rec;
 
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_store(reg, "scope", "nope", 201, "x",
+	cr_assert(eq(int, registry_idem_store(reg, "scope", "nope", 1000, 201, "x",
 	    1), REG_NOT_FOUND));
 	registry_rollback(reg);
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_OK));
-	cr_assert(eq(int, registry_idem_store(reg, "scope", "k1", 201, "x", 1),
+	cr_assert(eq(int, registry_idem_store(reg, "scope", "k1", 1000, 201, "x",
+	    1),
 	    REG_ERROR));
-	store("k1", 201, "x", 1);
+	store("k1", 1000, 201, "x", 1);
 	/* Stored once: a second store finds no claim in flight. */
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_store(reg, "scope", "k1", 500, "y", 1),
+	cr_assert(eq(int, registry_idem_store(reg, "scope", "k1", 1000, 500, "y",
+	    1),
 	    REG_NOT_FOUND));
 	registry_rollback(reg);
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_IDEM_DONE));
@@ -1220,7 +1224,7 @@ Test(registry, idem_expired_record_is_claimed_afresh)
 	struct reg_idem rec;
 
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_OK));
-	store("k1", 201, "x", 1);
+	store("k1", 1000, 201, "x", 1);
 	/* Expires at 1000 + 100; expired strictly after. */
 	cr_assert(eq(int, claim("k1", "other", 1100, &rec),
 	    REG_IDEM_MISMATCH));
@@ -1259,7 +1263,7 @@ Test(registry, idem_expired_record_beyond_purge_batch_reads_as_expired)
 		cr_assert(eq(int, claim(key, "fp", 1000, &rec), REG_OK));
 	}
 	cr_assert(eq(int, claim("zz", "fp", 1050, &rec), REG_OK));
-	store("zz", 201, "x", 1);
+	store("zz", 1050, 201, "x", 1);
 	/* The purge stops before zz, which must still read as gone. */
 	cr_assert(eq(int, claim("zz", "other", 5000, &rec), REG_OK));
 	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 1));
@@ -1285,7 +1289,7 @@ Test(registry, idem_done_record_outlives_its_lease)
 	struct reg_idem rec;
 
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_OK));
-	store("k1", 200, "x", 1);
+	store("k1", 1000, 200, "x", 1);
 	cr_assert(eq(int, claim("k1", "fp", 1099, &rec), REG_IDEM_DONE));
 	registry_idem_release(&rec);
 }
@@ -1295,14 +1299,14 @@ Test(registry, idem_abandon_frees_the_key)
 	struct reg_idem rec;
 
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_OK));
-	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "k1"), REG_OK));
+	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "k1", 1000), REG_OK));
 	cr_assert(eq(int, claim("k1", "other", 1001, &rec), REG_OK));
 	/* Nothing to drop is fine. */
-	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "none"),
+	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "none", 1000),
 	    REG_OK));
 	/* A stored response is not dropped. */
-	store("k1", 201, "x", 1);
-	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "k1"), REG_OK));
+	store("k1", 1001, 201, "x", 1);
+	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "k1", 1001), REG_OK));
 	cr_assert(eq(int, claim("k1", "other", 1002, &rec), REG_IDEM_DONE));
 	registry_idem_release(&rec);
 }
@@ -1316,7 +1320,7 @@ Test(registry, idem_claim_and_abandon_refuse_an_open_transaction)
 	mkuser(&u, "alice", "", "", "");
 	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
 	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_ERROR));
-	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "k1"),
+	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "k1", 1000),
 	    REG_ERROR));
 	/* The caller's transaction is untouched. */
 	cr_assert(eq(int, registry_commit(reg), REG_OK));
@@ -1351,14 +1355,14 @@ Test(registry, idem_limits)
 	cr_assert(eq(int, registry_idem_claim(reg, scope, key, fp, 1000, 100,
 	    10, &rec), REG_OK));
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_store(reg, scope, key, 201, "x", 1),
+	cr_assert(eq(int, registry_idem_store(reg, scope, key, 1000, 201, "x", 1),
 	    REG_OK));
 	cr_assert(eq(int, registry_commit(reg), REG_OK));
 	key[REG_IDEM_KEY_MAX] = 'k';
 	key[REG_IDEM_KEY_MAX + 1] = '\0';
 	cr_assert(eq(int, registry_idem_claim(reg, "s", key, "f", 1000, 100,
 	    10, &rec), REG_ERROR));
-	cr_assert(eq(int, registry_idem_abandon(reg, "s", key), REG_ERROR));
+	cr_assert(eq(int, registry_idem_abandon(reg, "s", key, 1000), REG_ERROR));
 	scope[REG_IDEM_SCOPE_MAX] = 's';
 	scope[REG_IDEM_SCOPE_MAX + 1] = '\0';
 	cr_assert(eq(int, registry_idem_claim(reg, scope, "k", "f", 1000, 100,
@@ -1421,4 +1425,28 @@ Test(registry, list_page_is_one_range_search_of_the_primary_key)
 	cr_assert(eq(ptr, strstr(plan, "SCAN"), NULL), "plan: %s", plan);
 	cr_assert(eq(ptr, strstr(plan, "TEMP B-TREE"), NULL), "plan: %s",
 	    plan);
+}
+
+/*
+ * A request whose claim was taken over (its lease ran out) can neither
+ * store an answer under the new claim nor drop it: the claim is named by
+ * the time it was made.
+ */
+Test(registry, idem_claim_taken_over_is_not_touched_by_its_old_owner)
+{
+	struct reg_idem rec;
+
+	cr_assert(eq(int, claim("k1", "fp", 1000, &rec), REG_OK));
+	cr_assert(eq(int, claim("k1", "fp", 1011, &rec), REG_OK));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_store(reg, "scope", "k1", 1000, 201,
+	    "old", 3), REG_NOT_FOUND));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_idem_abandon(reg, "scope", "k1", 1000),
+	    REG_OK));
+	cr_assert(eq(int, claim("k1", "fp", 1012, &rec), REG_IDEM_IN_FLIGHT));
+	store("k1", 1011, 201, "new", 3);
+	cr_assert(eq(int, claim("k1", "fp", 1013, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, memcmp(rec.response, "new", 3), 0));
+	registry_idem_release(&rec);
 }
