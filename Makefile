@@ -76,7 +76,9 @@ deps:
 deps-clang:
 	@USERREG_EXTRA_PACKAGES="clang libclang-rt-14-dev" sh deploy/install-deps.sh
 
-run: deps all
+# deps first, then a fresh make: pkg-config flags are read at parse time.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@PORT=$(PORT) WORKERS=$(WORKERS) sh deploy/run-local.sh
 
 test: $(BUILD)/unit-tests
@@ -138,8 +140,9 @@ fuzz-run: $(FUZZERS:%=$(BUILD)-fuzz/fuzz_%)
 	done
 
 # wrk through real nginx: userreg beside a trivial FastCGI responder.
-bench: deps all
+bench: deps
 	@USERREG_EXTRA_PACKAGES=wrk sh deploy/install-deps.sh
+	@$(MAKE) --no-print-directory all
 	BUILD=$(BUILD) WORKERS=$(WORKERS) sh tests/bench/run.sh
 
 valgrind: $(BUILD)/unit-tests
