@@ -143,6 +143,24 @@ http_new_request_id(struct http_request *req)
 	req->request_id[o] = '\0';
 }
 
+int
+http_adopt_request_id(struct http_request *req, const char *id)
+{
+	size_t i;
+
+	if (id == NULL || strlen(id) != HTTP_REQUEST_ID_SIZE - 1)
+		return -1;
+	for (i = 0; i < HTTP_REQUEST_ID_SIZE - 1; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		int hex = (id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'a' && id[i] <= 'f');
+		if (dash ? id[i] != '-' : !hex)
+			return -1;
+	}
+	memcpy(req->request_id, id, HTTP_REQUEST_ID_SIZE);
+	return 0;
+}
+
 const char *
 http_query_param(const char *query, const char *name, size_t *len)
 {
@@ -326,7 +344,9 @@ read_request(const struct http_io *io, size_t max_body,
 	long n;
 
 	memset(req, 0, sizeof(*req));
-	http_new_request_id(req);
+	/* The front server's id, when it sends one, ties both logs together. */
+	if (http_adopt_request_id(req, io_param(io, "REQUEST_ID")) != 0)
+		http_new_request_id(req);
 	req->method = param_or(io, "REQUEST_METHOD", "GET");
 	if ((req->path = request_path(io, &req->path_buf)) == NULL)
 		return -1;

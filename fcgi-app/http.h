@@ -95,6 +95,13 @@ const char *http_reason(int status);
 void http_new_request_id(struct http_request *req);
 
 /*
+ * Takes id as req->request_id when it is a UUID in lowercase hex
+ * (8-4-4-4-12): the front server's REQUEST_ID parameter, never a client
+ * header. Returns 0, or -1 (req unchanged) for anything else.
+ */
+int http_adopt_request_id(struct http_request *req, const char *id);
+
+/*
  * Returns a pointer to the value of the query parameter name in query
  * (raw, still percent-encoded) and stores its length in *len, or NULL
  * when absent. The first occurrence wins.

@@ -451,7 +451,7 @@ static const char *const cgi_vars[] = {
 	"REQUEST_METHOD", "REQUEST_URI", "SCRIPT_NAME", "PATH_INFO",
 	"QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_IF_MATCH",
 	"HTTP_IF_NONE_MATCH", "HTTP_IDEMPOTENCY_KEY", "REMOTE_USER",
-	"REMOTE_ADDR", NULL
+	"REMOTE_ADDR", "REQUEST_ID", NULL
 };
 
 static void
@@ -799,5 +799,62 @@ Test(http_cgi, every_request_gets_a_new_id)
 	out = run_cgi("", 0, 65536);
 	cr_assert(not(eq(str, first, seen.request_id)));
 	cr_assert(eq(sz, strlen(first), 36));
+	free(out);
+}
+
+/* ---- the front server's request id ---------------------------------- */
+
+Test(http, adopts_a_lowercase_uuid_as_request_id)
+{
+	struct http_request req;
+
+	memset(&req, 0, sizeof(req));
+	cr_assert(eq(int, http_adopt_request_id(&req,
+	    "0123abcd-4567-89ef-0123-456789abcdef"), 0));
+	cr_assert(eq(str, req.request_id,
+	    "0123abcd-4567-89ef-0123-456789abcdef"));
+}
+
+Test(http, refuses_anything_else_as_request_id)
+{
+	static const char *const bad[] = {
+		"", "0123abcd-4567-89ef-0123-456789abcde",
+		"0123abcd-4567-89ef-0123-456789abcdef0",
+		"0123ABCD-4567-89EF-0123-456789ABCDEF",
+		"0123abcd04567-89ef-0123-456789abcdef",
+		"0123abcd-4567-89ef-0123-456789abcde\n",
+		"0123abcd-4567-89ef-0123-456789abcdeg",
+		"0123abcd-4567-89ef-0123-45678\r\nX: y",
+		"------------------------------------",
+	};
+	struct http_request req;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&req, 0, sizeof(req));
+		strcpy(req.request_id, "kept");
+		cr_assert(eq(int, http_adopt_request_id(&req, bad[i]), -1),
+		    "accepted \"%s\"", bad[i]);
+		cr_assert(eq(str, req.request_id, "kept"));
+	}
+	cr_assert(eq(int, http_adopt_request_id(&req, NULL), -1));
+}
+
+Test(http_cgi, front_server_request_id_is_the_answers_id)
+{
+	char *out;
+
+	setenv("REQUEST_ID", "0123abcd-4567-49ef-8123-456789abcdef", 1);
+	out = run_cgi("", 0, 65536);
+	cr_assert(not(eq(ptr, strstr(out,
+	    "X-Request-Id: 0123abcd-4567-49ef-8123-456789abcdef\r\n"), NULL)),
+	    "%s", out);
+	free(out);
+	/* A malformed one is ignored: the worker makes its own. */
+	setenv("REQUEST_ID", "not-a-uuid\r\nX-Evil: 1", 1);
+	out = run_cgi("", 0, 65536);
+	cr_assert(eq(ptr, strstr(out, "X-Evil"), NULL), "%s", out);
+	cr_assert(not(eq(ptr, strstr(out, "X-Request-Id: "), NULL)), "%s",
+	    out);
 	free(out);
 }
