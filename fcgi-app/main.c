@@ -116,7 +116,7 @@ answer(void *arg, const struct http_request *req, struct http_response *resp)
 {
 	struct users_ctx *ctx = arg;
 	struct timespec t0;
-	char path[256];
+	char path[256], method[32];
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (worker_registry(ctx) == NULL) {
@@ -132,7 +132,8 @@ answer(void *arg, const struct http_request *req, struct http_response *resp)
 		problem_answer(resp, PROBLEM_INTERNAL_ERROR,
 		    ctx->cfg->base_path, req->request_id, NULL);
 	log_info("%s \"%s %s\" %d %.2fms id=%s",
-	    req->remote_addr != NULL ? req->remote_addr : "-", req->method,
+	    req->remote_addr != NULL ? req->remote_addr : "-",
+	    log_escape(method, sizeof(method), req->method),
 	    log_escape(path, sizeof(path), req->path), resp->status,
 	    elapsed_ms(&t0), req->request_id);
 }
