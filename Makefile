@@ -39,7 +39,7 @@ LDFLAGS ?= -pie -Wl,-z,relro,-z,now
 
 APP_SRC := $(filter-out fcgi-app/main.c fcgi-app/cli.c,$(wildcard fcgi-app/*.c))
 APP_OBJ := $(APP_SRC:fcgi-app/%.c=$(BUILD)/obj/%.o)
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/obj/unit/%.o)
 
 all: $(BUILD)/userreg.fcgi $(BUILD)/userreg

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "registry.h"
+#include "support.h"
 
 /* Short enough that every path below fits its buffer. */
 #define DIR_LEN 64
@@ -47,24 +48,9 @@ setup(void)
 static void
 teardown(void)
 {
-	char path[PATH_LEN];
-	struct dirent *de;
-	DIR *d;
-
 	registry_close(reg);
 	reg = NULL;
-	if ((d = opendir(tmpdir)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (strcmp(de->d_name, ".") == 0 ||
-			    strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", tmpdir,
-			    de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(tmpdir);
+	support_remove_dir(tmpdir);
 }
 
 TestSuite(registry, .init = setup, .fini = teardown);

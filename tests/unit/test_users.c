@@ -16,6 +16,7 @@
 #include "config.h"
 #include "http.h"
 #include "registry.h"
+#include "support.h"
 #include "router.h"
 #include "sha256.h"
 #include "user.h"
@@ -88,24 +89,9 @@ setup(void)
 static void
 teardown(void)
 {
-	char path[320];
-	struct dirent *de;
-	DIR *d;
-
 	registry_close(reg);
 	reg = NULL;
-	if ((d = opendir(tmpdir)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (strcmp(de->d_name, ".") == 0 ||
-			    strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", tmpdir,
-			    de->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(tmpdir);
+	support_remove_dir(tmpdir);
 }
 
 TestSuite(users, .init = setup, .fini = teardown);
