@@ -221,7 +221,8 @@ body_read(struct users_ctx *ctx, const struct http_request *req,
 		user_canonical(b->u.username, c);
 		if (strcmp(a, c) != 0)
 			body_error(b, ERR_MISMATCH, "/username",
-			    mode == BODY_FOR_PATCH ? "a username cannot be changed" :
+			    mode == BODY_FOR_PATCH ?
+			    "a username cannot be changed" :
 			    "must name the same user as the URL");
 	}
 }
@@ -242,8 +243,8 @@ body_answer_parse_error(struct users_ctx *ctx, const struct http_request *req,
 	struct json_object *p;
 
 	if (req->body_state == HTTP_BODY_TRUNCATED) {
-		problem_answer(resp, PROBLEM_MALFORMED_JSON, ctx->cfg->base_path,
-		    req->request_id,
+		problem_answer(resp, PROBLEM_MALFORMED_JSON,
+		    ctx->cfg->base_path, req->request_id,
 		    "the body ended before Content-Length bytes");
 		return -1;
 	}

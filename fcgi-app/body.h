@@ -33,7 +33,7 @@ struct body {
 	unsigned present;		/* members named, null or not */
 	unsigned nulled;		/* members given as null */
 	struct user u;			/* the non-null members' values */
-	int64_t version;		/* when BODY_VERSION is present and valid */
+	int64_t version;		/* when BODY_VERSION is valid */
 	struct json_object *errors;	/* [{pointer, detail}], or NULL */
 	int n_invalid, n_unknown, n_mismatch;
 };

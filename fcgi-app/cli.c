@@ -71,7 +71,8 @@ drop_role(struct user *u, const char *role)
 
 	for (i = 0; i < u->nroles; i++)
 		if (strcmp(u->roles[i], role) != 0)
-			memmove(u->roles[o++], u->roles[i], sizeof(u->roles[i]));
+			memmove(u->roles[o++], u->roles[i],
+			    sizeof(u->roles[i]));
 	u->nroles = o;
 }
 

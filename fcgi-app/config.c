@@ -12,7 +12,7 @@ struct config_key {
 	enum config_type type;
 	size_t offset;		/* of the field in struct config */
 	long long min, max;	/* CT_INT bounds */
-	const char *const *words;	/* CT_ENUM values, index = enum value */
+	const char *const *words;	/* CT_ENUM values by enum value */
 };
 
 static const char *const access_words[] = { "open", "self", NULL };

@@ -133,7 +133,7 @@ http_new_request_id(struct http_request *req)
 			r[i] = (unsigned char)random();
 	}
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);	/* version 4 */
-	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);	/* RFC 4122 variant */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);	/* RFC 4122 */
 	for (i = 0; i < sizeof(r); i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
 			req->request_id[o++] = '-';

@@ -166,7 +166,7 @@ idem_begin(struct idem *idem, struct users_ctx *ctx,
 	memset(idem, 0, sizeof(*idem));
 	if (req->idempotency_key == NULL ||
 	    key_parse(req->idempotency_key, idem->key) != 0)
-		return IDEM_PROCEED;	/* absent (step 3 refused bad keys) */
+		return IDEM_PROCEED;	/* none; step 3 refused bad keys */
 	/*
 	 * Keys are per principal; global when access is open (API.md). The
 	 * principal is hashed: a name of any length is its own scope.

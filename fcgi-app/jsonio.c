@@ -46,7 +46,7 @@ struct scan {
 	size_t nframes, frames_cap;
 	struct member *members;
 	size_t nmembers, members_cap;
-	char *arena;		/* len + 1 bytes: decoded names never grow */
+	char *arena;		/* len + 1 bytes: names only shrink */
 	char *arena_top;
 	int has_dup;
 	size_t dup_offset;	/* the first second occurrence in the text */

@@ -212,7 +212,7 @@ run_pool(const struct config *cfg, int sock, int n)
 			    "status", WIFSIGNALED(status) ? WTERMSIG(status) :
 			    WEXITSTATUS(status));
 			if (time(NULL) - started[i] < RESPAWN_MIN_SECONDS)
-				sleep(1);	/* do not spin on a crash loop */
+				sleep(1);	/* no spinning on a crash */
 			pids[i] = spawn_worker(cfg, sock);
 			started[i] = time(NULL);
 		}
@@ -264,7 +264,8 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			workers = strtol(optarg, &end, 10);
-			if (*end != '\0' || workers < 1 || workers > WORKERS_MAX) {
+			if (*end != '\0' || workers < 1 ||
+			    workers > WORKERS_MAX) {
 				fprintf(stderr, "userreg: --workers wants 1 to "
 				    "%d\n", WORKERS_MAX);
 				return 2;

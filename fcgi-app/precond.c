@@ -107,7 +107,7 @@ scan_list(const char *value, int64_t version, int strong, int *match)
 
 	*match = 0;
 	precond_etag(version, etag);
-	cur = etag + 1;			/* the opaque part, without quotes */
+	cur = etag + 1;			/* the opaque part, unquoted */
 	curlen = strlen(etag) - 2;
 	while ((e = next_elem(&p, &tag)) != ELEM_END) {
 		if (e == ELEM_BAD) {

@@ -78,7 +78,8 @@ sha256_hex(const void *data, size_t len, char out[SHA256_HEX_SIZE])
 	if (tlen == 128)
 		block(h, tail + 64);
 	for (i = 0; i < 32; i++) {
-		unsigned char byte = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
+		unsigned char byte =
+		    (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
 		out[2 * i] = hex[byte >> 4];
 		out[2 * i + 1] = hex[byte & 15];
 	}

@@ -65,7 +65,8 @@ cursor_decode(const char *c, size_t len, char key[USER_NAME_MAX + 1])
 			key[o++] = (char)(v >> bits & 0xff);
 		}
 	}
-	if ((v & ((1u << bits) - 1)) != 0)	/* stray bits: not issued here */
+	/* Stray low bits: not a cursor this service issued. */
+	if ((v & ((1u << bits) - 1)) != 0)
 		return -1;
 	key[o] = '\0';
 	/* Canonical, valid keys only: anything else was not issued here. */
@@ -175,7 +176,8 @@ users_list(struct users_ctx *ctx, const struct http_request *req,
 	struct list_query q;
 	struct user *users = NULL;
 	struct json_object *body = NULL, *items;
-	char next[CONFIG_BASE_PATH_MAX + 3 * USERS_PREFIX_MAX + CURSOR_MAX + 64];
+	char next[CONFIG_BASE_PATH_MAX + 3 * USERS_PREFIX_MAX + CURSOR_MAX +
+	    64];
 	char cursor[CURSOR_MAX + 1], prefix[3 * USERS_PREFIX_MAX + 1];
 	char key[USER_NAME_MAX + 1];
 	size_t n = 0, i;

@@ -715,13 +715,18 @@ write_user(struct users_ctx *ctx, const struct http_request *req,
 	enum reg_err rc;
 
 	memset(&b, 0, sizeof(b));
+	/*
+	 * Step 2 comes before step 3's header checks, so access is checked
+	 * here; write_locked() checks it again under the lock, where a role
+	 * revoked meanwhile counts.
+	 */
 	if (check_access(ctx, req, resp, ACCESS_WRITE, name, &pr) != 0 ||
 	    check_headers(ctx, req, resp, media[kind], 0) != 0)
 		return;
 	/* Parsing needs no lock; its verdict is answered in step order. */
 	if (kind != WRITE_DELETE)
-		body_read(ctx, req, kind == WRITE_PUT ? BODY_FOR_PUT : BODY_FOR_PATCH,
-		    name, &b);
+		body_read(ctx, req, kind == WRITE_PUT ? BODY_FOR_PUT :
+		    BODY_FOR_PATCH, name, &b);
 	if ((rc = registry_begin(ctx->reg)) != REG_OK) {
 		users_registry_error(ctx, req, resp, rc);
 		goto out;
