@@ -87,11 +87,20 @@ test: $(BUILD)/unit-tests
 integration: all
 	python3 tests/integration/run.py --build $(BUILD) --workers $(WORKERS)
 
-# Unit tests, then integration through real nginx: the last line printed is
-# the integration summary "N passed, M failed".
-check: deps
-	@$(MAKE) --no-print-directory test
-	@$(MAKE) --no-print-directory integration
+# Every check step writes JUnit XML into $(RESULTS); the last line printed
+# is the sum over all of them, "N passed, M failed". Fragments in mk/ add
+# their steps to CHECK_STEPS; a failing step does not stop the others.
+RESULTS = $(BUILD)/results
+CHECK_STEPS := check-unit check-integration
+
+check-unit: $(BUILD)/unit-tests
+	@mkdir -p $(RESULTS)
+	$(BUILD)/unit-tests --jobs 2 --xml=$(RESULTS)/unit.xml
+
+check-integration: all
+	@mkdir -p $(RESULTS)
+	python3 tests/integration/run.py --build $(BUILD) --workers $(WORKERS) \
+	    --junitxml $(RESULTS)/integration.xml
 
 # clang's UBSan also checks pointer arithmetic on NULL, which gcc's misses.
 SAN_CC ?= $(shell command -v clang >/dev/null && echo clang || echo $(CC))
@@ -139,12 +148,6 @@ fuzz-run: $(FUZZERS:%=$(BUILD)-fuzz/fuzz_%)
 	        $(BUILD)-fuzz/$$f.log; \
 	done
 
-# wrk through real nginx: userreg beside a trivial FastCGI responder.
-bench: deps
-	@USERREG_EXTRA_PACKAGES=wrk sh deploy/install-deps.sh
-	@$(MAKE) --no-print-directory all
-	BUILD=$(BUILD) WORKERS=$(WORKERS) sh tests/bench/run.sh
-
 valgrind: $(BUILD)/unit-tests
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	    --trace-children=yes $(BUILD)/unit-tests --jobs 1
@@ -158,5 +161,20 @@ install: all
 	install -m 0644 conf/userreg.conf $(DESTDIR)$(SYSCONFDIR)/userreg/userreg.conf
 
 
-.PHONY: all deps deps-clang fuzz-run run test integration check sanitize fuzz bench valgrind clean \
+# Parts with a life of their own (power-loss harness, benchmark, contract
+# lint, packaging...) keep their rules in mk/*.mk.
+-include $(sort $(wildcard mk/*.mk))
+
+check: deps
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	@printf '%s\n' $(patsubst check-%,%,$(CHECK_STEPS)) > $(RESULTS)/expected
+	@status=0; for step in $(CHECK_STEPS); do \
+	    echo "== $$step"; \
+	    $(MAKE) --no-print-directory $$step || status=1; \
+	done; \
+	echo "== summary"; \
+	python3 tests/summary.py $(RESULTS) || status=1; \
+	exit $$status
+
+.PHONY: check check-unit check-integration all deps deps-clang fuzz-run run test integration check sanitize fuzz valgrind clean \
 	install

@@ -838,6 +838,7 @@ class Runner:
         self.main = None
         self.passed = 0
         self.failed = 0
+        self.results = []          # (name, failure reason or None)
         self._stopped = False
 
     def variant(self, auth=None, **config):
@@ -901,6 +902,7 @@ class Runner:
         return tests, errors
 
     def report(self, ok, name, reason="", details=""):
+        self.results.append((name, None if ok else reason or "failed"))
         if ok:
             self.passed += 1
             print("ok   %s" % name, flush=True)
@@ -976,6 +978,20 @@ class Runner:
                          for f in frames[-3:])
 
 
+def write_junit(path, results):
+    """Writes results [(name, reason or None)] as a JUnit XML report."""
+    from xml.sax.saxutils import quoteattr
+    with open(path, "w") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n'
+                '<testsuite name="integration" tests="%d">\n' % len(results))
+        for name, reason in results:
+            f.write("<testcase name=%s>" % quoteattr(name))
+            if reason is not None:
+                f.write("<failure message=%s/>" % quoteattr(reason))
+            f.write("</testcase>\n")
+        f.write("</testsuite>\n</testsuites>\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description="userreg integration tests through nginx")
     ap.add_argument("--build", default="build", help="directory holding userreg.fcgi")
@@ -988,6 +1004,7 @@ def main():
     ap.add_argument("--dir", default=HERE, help="where the test_*.py files are")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--junitxml", metavar="FILE", help="also write a JUnit XML report")
     args = ap.parse_args()
     if args.workers < 1 or args.repeat < 1 or args.timeout < 1:
         ap.error("--workers, --repeat and --timeout must be positive")
@@ -1028,6 +1045,8 @@ def main():
         for problem in runner.teardown():
             runner.report(False, "teardown", problem)
         print("%d passed, %d failed" % (runner.passed, runner.failed), flush=True)
+        if args.junitxml:
+            write_junit(args.junitxml, runner.results)
     return 0 if runner.failed == 0 and runner.passed > 0 else 1
 
 
