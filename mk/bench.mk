@@ -1,9 +1,37 @@
-# bench.mk: `make bench`, load through real nginx beside its ceilings.
+# bench.mk: `make bench`, userreg under load through real nginx beside its
+# ceilings (tests/bench/bench.py), and the check step that runs it briefly
+# to see every row answer correctly (never to judge its speed).
+#   make bench                        the whole run, under 10 minutes
+#   BENCH_QUICK=1 make bench          a very short run, harness check only
+#   BENCH_SECONDS=N make bench        seconds per load (default 10)
+# Results: tests/bench/results/ (results.md, results.json, a PNG per row).
 
-# wrk through real nginx: userreg beside a trivial FastCGI responder.
+BENCH_PACKAGES := wrk gnuplot-nox
+BENCH_TOOLS := $(BUILD)/bench-tools
+FCGI_LIBS := $(shell pkg-config --libs fcgi 2>/dev/null || echo -lfcgi)
+
+$(BENCH_TOOLS)/%: tests/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(FCGI_LIBS)
+
+bench-tools: $(BENCH_TOOLS)/ceiling $(BENCH_TOOLS)/cgitime
+
+# deps first, then a fresh make: pkg-config flags are read at parse time.
 bench: deps
-	@USERREG_EXTRA_PACKAGES=wrk sh deploy/install-deps.sh
-	@$(MAKE) --no-print-directory all
-	BUILD=$(BUILD) WORKERS=$(WORKERS) sh tests/bench/run.sh
+	@USERREG_EXTRA_PACKAGES="$(BENCH_PACKAGES)" sh deploy/install-deps.sh
+	@$(MAKE) --no-print-directory all bench-tools
+	python3 tests/bench/bench.py --build $(BUILD) --tools $(BENCH_TOOLS) \
+	    --workers $(WORKERS) --out tests/bench/results
 
-.PHONY: bench
+# One testcase per row in $(RESULTS)/bench.xml: it passes when the row ran
+# and every answer had the expected status. The quick run's figures go to
+# $(RESULTS)/bench, not over the committed results.
+check-bench:
+	@USERREG_EXTRA_PACKAGES="$(BENCH_PACKAGES)" sh deploy/install-deps.sh
+	@$(MAKE) --no-print-directory all bench-tools
+	@mkdir -p $(RESULTS)
+	BENCH_QUICK=1 python3 tests/bench/bench.py --build $(BUILD) \
+	    --tools $(BENCH_TOOLS) --workers $(WORKERS) --out $(RESULTS)/bench \
+	    --junitxml $(RESULTS)/bench.xml
+
+.PHONY: bench bench-tools check-bench
