@@ -563,7 +563,7 @@ class Run:
         self.carry = []            # probe records for the next epoch
         self.acked_versions = {}   # version -> Rec, over the whole run
         self.revision = 0          # at the last restart
-        self.results = []          # (name, seconds, reason or None)
+        self.results = []          # (name, seconds, reason or None, figures)
         self.categories = set()
         self.totals = {"acked": 0, "acked_deletes": 0, "rejected": 0, "unknown": 0,
                        "412": 0, "409": 0, "gets": 0, "dropped_pages": 0}
@@ -603,7 +603,7 @@ class Run:
             self.stack.start()
         except stack.StackError as e:
             problems.append(("restart", "the stack did not come back: %s" % e))
-            return self._name(epoch, duration, load, dropped), problems
+            return "cut %02d" % epoch, self._figures(duration, load, dropped), problems
 
         recs = self.carry + load.records
         self.carry = []
@@ -646,7 +646,7 @@ class Run:
             if r.outcome == "ack" and r.is_write:
                 self.acked_versions[r.version] = r
         self._count(load)
-        return self._name(epoch, duration, load, dropped), problems
+        return "cut %02d" % epoch, self._figures(duration, load, dropped), problems
 
     @staticmethod
     def _probe_names(recs):
@@ -667,35 +667,37 @@ class Run:
             if r.status == 409:
                 t["409"] += 1
 
-    def _name(self, epoch, duration, load, dropped):
+    @staticmethod
+    def _figures(duration, load, dropped):
         acked = sum(1 for r in load.records if r.outcome == "ack" and r.is_write)
         deletes = sum(1 for r in load.records if r.outcome == "ack" and not r.is_write)
         rejected = sum(1 for r in load.records if r.outcome == "rejected")
         unknown = sum(1 for r in load.records if r.outcome == "unknown")
-        return ("cut %02d after %.2fs: %d acknowledged writes and %d deletes, "
+        return ("after %.2fs: %d acknowledged writes and %d deletes, "
                 "%d refused, %d unanswered, %d unsynced pages dropped"
-                % (epoch, duration, acked, deletes, rejected, unknown, dropped))
+                % (duration, acked, deletes, rejected, unknown, dropped))
 
     def run_cuts(self, cuts, stop_on=None):
         """cuts epochs; stops early after a cut with a problem of a
         category in stop_on. Appends one result per cut."""
         for epoch in range(1, cuts + 1):
             t0 = time.monotonic()
+            figures = ""
             try:
-                name, problems = self.cut_once(epoch)
+                name, figures, problems = self.cut_once(epoch)
             except (lossymount.MountError, stack.StackError, OSError,
                     RuntimeError, subprocess.SubprocessError) as e:
                 name, problems = "cut %02d" % epoch, [("harness", "%s: %s"
                                                        % (type(e).__name__, e))]
                 traceback.print_exc()
-                self._record(name, t0, problems)
+                self._record(name, t0, problems, figures)
                 return False
-            self._record(name, t0, problems)
+            self._record(name, t0, problems, figures)
             if stop_on and any(c in stop_on for c, _ in problems):
                 return True
         return True
 
-    def _record(self, name, t0, problems):
+    def _record(self, name, t0, problems, figures):
         for c, _ in problems:
             self.categories.add(c)
         reason = None
@@ -704,9 +706,9 @@ class Run:
             if len(problems) > MAX_LISTED_PROBLEMS:
                 shown.append("... %d more" % (len(problems) - MAX_LISTED_PROBLEMS))
             reason = "; ".join(shown)
-        self.results.append((name, time.monotonic() - t0, reason))
-        print("%s %s (%.1fs)" % ("ok  " if reason is None else "FAIL", name,
-                                 time.monotonic() - t0), flush=True)
+        self.results.append((name, time.monotonic() - t0, reason, figures))
+        print("%s %s %s (%.1fs)" % ("ok  " if reason is None else "FAIL", name, figures,
+                                    time.monotonic() - t0), flush=True)
         for _, text in problems[:MAX_LISTED_PROBLEMS]:
             print("       %s" % text, flush=True)
 
@@ -718,11 +720,12 @@ class Run:
                                           ("requests cut in flight", "unknown"),
                                           ("acknowledged deletes", "acked_deletes"))
                    if t[key] == 0]
-        self.results.append(("final: the load saw conflicts and cut requests in flight "
-                             "(%d 412, %d 409, %d unanswered)" % (t["412"], t["409"],
-                                                                  t["unknown"]),
-                             time.monotonic() - t0,
-                             "none of: %s" % ", ".join(missing) if missing else None))
+        self.results.append(("final: the load saw conflicts, deletes and requests cut "
+                             "in flight", time.monotonic() - t0,
+                             "none of: %s" % ", ".join(missing) if missing else None,
+                             "%d answered 412, %d answered 409, %d acknowledged deletes, "
+                             "%d unanswered" % (t["412"], t["409"], t["acked_deletes"],
+                                                t["unknown"])))
         # A clean stop and a clean unmount (which syncs) keep everything.
         t0 = time.monotonic()
         reason = None
@@ -741,9 +744,10 @@ class Run:
         if problems:
             reason = "; ".join(problems)
         self.results.append(("final: a clean stop and unmount keep the registry, "
-                             "nothing left running", time.monotonic() - t0, reason))
-        for name, _, r in self.results[-2:]:
-            print("%s %s" % ("ok  " if r is None else "FAIL", name), flush=True)
+                             "nothing left running", time.monotonic() - t0, reason,
+                             "%d users" % len(before)))
+        for name, _, r, figures in self.results[-2:]:
+            print("%s %s: %s" % ("ok  " if r is None else "FAIL", name, figures), flush=True)
             if r:
                 print("       %s" % r, flush=True)
 
@@ -766,16 +770,19 @@ class Run:
 # ----------------------------------------------------------------- report
 
 def write_junit(path, results):
-    from xml.sax.saxutils import quoteattr
+    """results: [(name, seconds, reason or None, figures)]."""
+    from xml.sax.saxutils import escape, quoteattr
     with open(path, "w") as f:
         f.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n'
                 '<testsuite name="powerloss" tests="%d" failures="%d">\n'
                 % (len(results), sum(1 for r in results if r[2])))
-        for name, secs, reason in results:
+        for name, secs, reason, figures in results:
             f.write('<testcase classname="powerloss" name=%s time="%.3f">'
                     % (quoteattr(name), secs))
             if reason is not None:
                 f.write("<failure message=%s/>" % quoteattr(reason[:4000]))
+            if figures:
+                f.write("<system-out>%s</system-out>" % escape(figures))
             f.write("</testcase>\n")
         f.write("</testsuite>\n</testsuites>\n")
 
@@ -827,7 +834,7 @@ def main():
             if main_run.run_cuts(args.cuts):
                 main_run.final_checks()
         except (lossymount.MountError, stack.StackError) as e:
-            main_run.results.append(("setup", 0.0, str(e)))
+            main_run.results.append(("setup", 0.0, str(e), ""))
             print("FAIL setup: %s" % e, flush=True)
         results += main_run.results
         t = main_run.totals
@@ -856,20 +863,23 @@ def main():
             if reason is None and "lost" not in broken.categories:
                 reason = "no acknowledged write was lost in %d cuts" % cuts
             results.append(("final: a build that does not sync is caught losing "
-                            "acknowledged writes (%s, %d cuts)" % (what, cuts),
-                            time.monotonic() - t0, reason))
-            print("%s %s" % ("ok  " if reason is None else "FAIL", results[-1][0]), flush=True)
+                            "acknowledged writes", time.monotonic() - t0, reason,
+                            "%s, %d cuts run" % (what, cuts)))
+            print("%s %s: %s" % ("ok  " if reason is None else "FAIL", results[-1][0],
+                                 results[-1][3]), flush=True)
             if reason:
                 print("       %s" % reason, flush=True)
         ok = bool(results) and all(r[2] is None for r in results)
     except (KeyboardInterrupt, Interrupted) as e:
-        results.append(("interrupted", 0.0, str(e) or "SIGINT"))
+        if runs and not results:
+            results += runs[0].results
+        results.append(("interrupted", 0.0, str(e) or "SIGINT", ""))
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for r in runs:
             for p in r.teardown():
-                results.append(("teardown (%s)" % r.label, 0.0, p))
+                results.append(("teardown (%s)" % r.label, 0.0, p, ""))
                 ok = False
         failed = sum(1 for r in results if r[2])
         print("%d passed, %d failed (%.0fs)" % (len(results) - failed, failed,
