@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "problem.h"
 
 /* Why a member failed: picks the 422's problem type. */
 enum error_kind { ERR_INVALID, ERR_UNKNOWN, ERR_MISMATCH };
@@ -145,13 +144,8 @@ read_roles(struct body *b, struct json_object *v)
 		body_error(b, ERR_INVALID, "/roles", "names a role twice");
 }
 
-/*
- * Parses the body and reads its members for mode into b. Parse failures
- * stay in b->parse (400 at step 8); member errors collect in b->errors
- * (422 at step 9). url_name is the {username} of the path, or NULL.
- */
 void
-body_read(struct users_ctx *ctx, const struct http_request *req,
+body_read(const struct http_request *req, int max_depth,
     enum body_mode mode, const char *url_name, struct body *b)
 {
 	struct json_object *obj = NULL;
@@ -161,7 +155,7 @@ body_read(struct users_ctx *ctx, const struct http_request *req,
 
 	memset(b, 0, sizeof(*b));
 	b->parse = jsonio_parse_object(req->body, req->body_len,
-	    ctx->cfg->max_depth, &obj, &b->perr);
+	    max_depth, &obj, &b->perr);
 	if (b->parse != JSONIO_OK)
 		return;
 
@@ -234,73 +228,20 @@ body_release(struct body *b)
 	b->errors = NULL;
 }
 
-/* Step 8: answers a body that does not parse; returns -1 if it did so. */
-int
-body_answer_parse_error(struct users_ctx *ctx, const struct http_request *req,
-    struct http_response *resp, const struct body *b)
+void
+body_merge_patch(const struct user *cur, const struct body *b,
+    struct user *next)
 {
-	enum problem_slug slug;
-	struct json_object *p;
-
-	if (req->body_state == HTTP_BODY_TRUNCATED) {
-		problem_answer(resp, PROBLEM_MALFORMED_JSON,
-		    ctx->cfg->base_path, req->request_id,
-		    "the body ended before Content-Length bytes");
-		return -1;
+	*next = *cur;
+	if (b->present & BODY_USERNAME)
+		memcpy(next->username, b->u.username, sizeof(next->username));
+	if (b->present & BODY_EMAIL)
+		memcpy(next->email, b->u.email, sizeof(next->email));
+	if (b->present & BODY_DISPLAY_NAME)
+		memcpy(next->display_name, b->u.display_name,
+		    sizeof(next->display_name));
+	if (b->present & BODY_ROLES) {
+		memcpy(next->roles, b->u.roles, sizeof(next->roles));
+		next->nroles = b->u.nroles;
 	}
-	switch (b->parse) {
-	case JSONIO_OK:
-		return 0;
-	case JSONIO_NOT_OBJECT:
-		slug = PROBLEM_NOT_AN_OBJECT;
-		break;
-	case JSONIO_DUPLICATE:
-		slug = PROBLEM_DUPLICATE_MEMBER;
-		break;
-	case JSONIO_NOMEM:
-		problem_answer(resp, PROBLEM_INTERNAL_ERROR,
-		    ctx->cfg->base_path, req->request_id, NULL);
-		return -1;
-	default:
-		slug = PROBLEM_MALFORMED_JSON;
-		break;
-	}
-	p = problem_new(slug, ctx->cfg->base_path, req->request_id,
-	    b->perr.detail[0] != '\0' ? b->perr.detail : NULL);
-	if (p != NULL && b->perr.has_offset)
-		json_object_object_add(p, "offset",
-		    json_object_new_int64((int64_t)b->perr.offset));
-	problem_send(resp, slug, p);
-	return -1;
-}
-
-/* Step 9: answers member errors with 422; returns -1 if it did so. */
-int
-body_answer_errors(struct users_ctx *ctx, const struct http_request *req,
-    struct http_response *resp, struct body *b)
-{
-	enum problem_slug slug;
-	const char *detail;
-	struct json_object *p;
-
-	if (b->errors == NULL)
-		return 0;
-	if (b->n_invalid > 0) {
-		slug = PROBLEM_VALIDATION_FAILED;
-		detail = "one or more members are invalid; see errors";
-	} else if (b->n_unknown > 0) {
-		slug = PROBLEM_UNKNOWN_MEMBER;
-		detail = "the body names members a user does not have; "
-		    "see errors";
-	} else {
-		slug = PROBLEM_NAME_MISMATCH;
-		detail = "the username in the body does not match the URL";
-	}
-	p = problem_new(slug, ctx->cfg->base_path, req->request_id, detail);
-	if (p != NULL) {
-		json_object_object_add(p, "errors", b->errors);
-		b->errors = NULL;
-	}
-	problem_send(resp, slug, p);
-	return -1;
 }

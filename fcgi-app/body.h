@@ -9,7 +9,6 @@
 #include "http.h"
 #include "jsonio.h"
 #include "user.h"
-#include "users.h"
 
 /* Entries in a 422's errors[] at most; the counts stay exact. */
 #define BODY_ERRORS_MAX 32
@@ -39,32 +38,24 @@ struct body {
 };
 
 /*
- * Parses req's body and reads its members for mode into b. A body that
- * does not parse keeps its verdict in b->parse (400 at step 8); member
- * errors collect in b->errors (422 at step 9). url_name is the decoded
- * {username} of the path, or NULL. Release b with body_release().
+ * Parses req's body (JSON nested at most max_depth deep) and reads its
+ * members for mode into b. A body that does not parse keeps its verdict
+ * in b->parse (400 at step 8); member errors collect in b->errors (422 at
+ * step 9). url_name is the decoded {username} of the path, or NULL.
+ * Release b with body_release().
  */
-void body_read(struct users_ctx *ctx, const struct http_request *req,
+void body_read(const struct http_request *req, int max_depth,
     enum body_mode mode, const char *url_name, struct body *b);
 
 /* Frees what b owns. */
 void body_release(struct body *b);
 
 /*
- * Step 8: when the body did not parse (or arrived truncated), answers
- * 400 malformed-json, not-an-object or duplicate-member (with offset
- * where known) and returns -1; otherwise returns 0.
+ * RFC 7396 merge patch: next is cur with every member the patch b names
+ * (BODY_USERNAME ... BODY_ROLES in b->present) replaced by b's value; a
+ * member given as null is removed (its value in b is empty).
  */
-int body_answer_parse_error(struct users_ctx *ctx,
-    const struct http_request *req, struct http_response *resp,
-    const struct body *b);
-
-/*
- * Step 9: when members failed, answers 422 with errors[] (validation-
- * failed, else unknown-member, else name-mismatch) and returns -1;
- * otherwise returns 0. Moves b->errors into the answer.
- */
-int body_answer_errors(struct users_ctx *ctx, const struct http_request *req,
-    struct http_response *resp, struct body *b);
+void body_merge_patch(const struct user *cur, const struct body *b,
+    struct user *next);
 
 #endif

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -92,6 +95,90 @@ http_set_json(struct http_response *resp, int status,
 	resp->content_type = content_type;
 	resp->body = body;
 	resp->body_len = len;
+	return 0;
+}
+
+/* Every header the service sends, as the static names headers keep. */
+static const char *const known_headers[] = {
+	"Location", "Content-Location", "ETag", "Cache-Control", "Allow",
+	"Accept", "Accept-Patch", "Link", "Retry-After", "WWW-Authenticate",
+	"Idempotent-Replayed", NULL
+};
+static const char *const known_types[] = {
+	"application/json", "application/problem+json", NULL
+};
+
+char *
+http_response_encode(const struct http_response *resp, size_t *len)
+{
+	size_t n = 0, i;
+	char *buf, *p;
+
+	n += strlen("Content-Type: \n") +
+	    (resp->content_type != NULL ? strlen(resp->content_type) : 0);
+	for (i = 0; i < resp->nheaders; i++)
+		n += strlen(resp->headers[i].name) + 3 +
+		    strlen(resp->headers[i].value);
+	n += 1 + resp->body_len;
+	if ((buf = malloc(n + 1)) == NULL)
+		return NULL;
+	p = buf;
+	if (resp->content_type != NULL)
+		p += sprintf(p, "Content-Type: %s\n", resp->content_type);
+	for (i = 0; i < resp->nheaders; i++)
+		p += sprintf(p, "%s: %s\n", resp->headers[i].name,
+		    resp->headers[i].value);
+	*p++ = '\n';
+	if (resp->body_len > 0)
+		memcpy(p, resp->body, resp->body_len);
+	p += resp->body_len;
+	*p = '\0';
+	*len = (size_t)(p - buf);
+	return buf;
+}
+
+static const char *
+known(const char *const *list, const char *s, size_t n)
+{
+	for (; *list != NULL; list++)
+		if (strlen(*list) == n && strncasecmp(*list, s, n) == 0)
+			return *list;
+	return NULL;
+}
+
+int
+http_response_decode(const char *buf, size_t len, int status,
+    struct http_response *resp)
+{
+	const char *p = buf, *end = buf + len, *nl, *colon, *name;
+
+	resp->status = status;
+	while (p < end && *p != '\n') {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL ||
+		    (colon = memchr(p, ':', (size_t)(nl - p))) == NULL ||
+		    colon + 2 > nl)
+			return -1;
+		if ((size_t)(colon - p) == strlen("Content-Type") &&
+		    strncasecmp(p, "Content-Type", 12) == 0) {
+			resp->content_type = known(known_types, colon + 2,
+			    (size_t)(nl - colon - 2));
+		} else if ((name = known(known_headers, p,
+		    (size_t)(colon - p))) != NULL) {
+			if (http_add_header(resp, name, "%.*s",
+			    (int)(nl - colon - 2), colon + 2) != 0)
+				return -1;
+		}
+		p = nl + 1;
+	}
+	if (p >= end)
+		return -1;
+	p++;
+	if ((resp->body_len = (size_t)(end - p)) > 0) {
+		if ((resp->body = malloc(resp->body_len + 1)) == NULL)
+			return -1;
+		memcpy(resp->body, p, resp->body_len);
+		resp->body[resp->body_len] = '\0';
+	}
 	return 0;
 }
 
@@ -230,21 +317,29 @@ http_request_release(struct http_request *req)
 	req->path_buf = NULL;
 }
 
-/* Digits only, no sign, no overflow: CONTENT_LENGTH is untrusted. */
+/*
+ * Digits only, no sign: CONTENT_LENGTH is untrusted. Returns 0, -1 for
+ * anything but digits, 1 for a number too large to represent (API.md:
+ * that is 413, not 400).
+ */
 static int
 parse_length(const char *s, size_t *out)
 {
 	size_t v = 0;
+	int over = 0;
 
 	if (*s == '\0')
 		return -1;
 	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9' || v > (SIZE_MAX - 9) / 10)
+		if (*s < '0' || *s > '9')
 			return -1;
-		v = v * 10 + (size_t)(*s - '0');
+		if (v > (SIZE_MAX - 9) / 10)
+			over = 1;
+		else
+			v = v * 10 + (size_t)(*s - '0');
 	}
-	*out = v;
-	return 0;
+	*out = over ? SIZE_MAX : v;
+	return over;
 }
 
 /*
@@ -342,6 +437,7 @@ read_request(const struct http_io *io, size_t max_body,
 	const char *cl;
 	size_t got = 0;
 	long n;
+	int over;
 
 	memset(req, 0, sizeof(*req));
 	/* The front server's id, when it sends one, ties both logs together. */
@@ -363,9 +459,9 @@ read_request(const struct http_io *io, size_t max_body,
 	cl = io_param(io, "CONTENT_LENGTH");
 	if (cl == NULL || cl[0] == '\0')
 		req->content_length = 0;
-	else if (parse_length(cl, &req->content_length) != 0)
+	else if ((over = parse_length(cl, &req->content_length)) < 0)
 		req->body_state = HTTP_BODY_BAD_LENGTH;
-	else if (req->content_length > max_body)
+	else if (over || req->content_length > max_body)
 		req->body_state = HTTP_BODY_TOO_LARGE;
 
 	/* The length is checked before a byte is read or allocated. */
@@ -466,28 +562,85 @@ http_listen(const char *addr, int backlog)
 	return FCGX_OpenSocket(addr, backlog);
 }
 
+/* Milliseconds since t0. */
+static long long
+since_ms(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - t0->tv_sec) * 1000 +
+	    (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 int
 http_serve_fastcgi(int sock, size_t max_body, http_handler *fn, void *arg,
-    volatile sig_atomic_t *stop, volatile sig_atomic_t *busy)
+    int wake_fd, http_control *control)
 {
+	struct pollfd pfd[2];
+	struct http_io io;
+	struct timespec drain_start = { 0, 0 };
 	FCGX_Request fr;
-	struct http_io io = { &fr };
-	int rc = 0;
+	enum http_run run = HTTP_RUN;
+	int rc = 0, flags, r;
 
-	if (FCGX_InitRequest(&fr, sock, 0) != 0)
+	/*
+	 * Non-blocking, so that of the workers woken for one connection the
+	 * ones that lose the race come back here instead of blocking in
+	 * accept(2) where no signal could stop them. Connections accepted
+	 * from it are blocking again (Linux does not inherit O_NONBLOCK).
+	 */
+	if ((flags = fcntl(sock, F_GETFL)) < 0 ||
+	    fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    FCGX_InitRequest(&fr, sock, 0) != 0)
 		return -1;
-	while (!*stop) {
-		*busy = 0;
-		if (FCGX_Accept_r(&fr) < 0) {
-			rc = *stop ? 0 : -1;
+	io.fr = &fr;
+	for (;;) {
+		if (run == HTTP_RUN) {
+			pfd[0].fd = sock;
+			pfd[0].events = POLLIN;
+			pfd[1].fd = wake_fd;
+			pfd[1].events = POLLIN;
+			if (poll(pfd, wake_fd >= 0 ? 2 : 1, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				rc = -1;
+				break;
+			}
+			if (wake_fd >= 0 && (pfd[1].revents & POLLIN)) {
+				run = control(arg, 1);
+				if (run == HTTP_STOP)
+					break;
+				if (run == HTTP_DRAIN)
+					clock_gettime(CLOCK_MONOTONIC,
+					    &drain_start);
+				continue;
+			}
+			if (pfd[0].revents == 0)
+				continue;
+		} else if (since_ms(&drain_start) > HTTP_DRAIN_MAX_MS) {
 			break;
 		}
-		*busy = 1;
+		if ((r = FCGX_Accept_r(&fr)) < 0) {
+			/* Another worker took it, or nothing is left to drain. */
+			if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR ||
+			    r == -ECONNABORTED) {
+				if (run == HTTP_DRAIN)
+					break;
+				continue;
+			}
+			errno = -r;
+			rc = -1;
+			break;
+		}
 		/* A client that went away is its own loss, not the worker's. */
 		(void)serve_one(&io, max_body, fn, arg);
 		FCGX_Finish_r(&fr);
+		if (run == HTTP_RUN && (run = control(arg, 0)) == HTTP_STOP)
+			break;
+		if (run == HTTP_DRAIN && drain_start.tv_sec == 0)
+			clock_gettime(CLOCK_MONOTONIC, &drain_start);
 	}
-	*busy = 0;
 	FCGX_Free(&fr, 0);
 	return rc;
 }

@@ -2,7 +2,6 @@
 #ifndef USERREG_HTTP_H
 #define USERREG_HTTP_H
 
-#include <signal.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -86,6 +85,23 @@ const char *http_header(const struct http_response *resp, const char *name);
 int http_set_json(struct http_response *resp, int status,
     const char *content_type, struct json_object *o);
 
+/*
+ * Encodes resp (Content-Type, headers, body; not X-Request-Id) as bytes
+ * that http_response_decode() restores: a stored idempotent answer, or
+ * one handed between processes. Returns a new buffer (free()) and its
+ * length in *len, or NULL when out of memory.
+ */
+char *http_response_encode(const struct http_response *resp, size_t *len);
+
+/*
+ * Restores into resp (initialized) what http_response_encode() made, with
+ * status. Only headers the service itself sends are restored (as the
+ * static names http_add_header() needs); others are dropped. Returns 0,
+ * or -1 for bytes it did not make.
+ */
+int http_response_decode(const char *buf, size_t len, int status,
+    struct http_response *resp);
+
 /* Returns the reason phrase for status ("Conflict"), "" if unknown. */
 const char *http_reason(int status);
 
@@ -139,15 +155,33 @@ int http_is_cgi(void);
  */
 int http_listen(const char *addr, int backlog);
 
+/* What the accept loop does next, as its control callback decides. */
+enum http_run {
+	HTTP_RUN = 0,	/* go on accepting */
+	HTTP_DRAIN,	/* answer what already waits on the socket, return */
+	HTTP_STOP	/* return now */
+};
+
+/* Longest a drain goes on while connections keep arriving (ms). */
+#define HTTP_DRAIN_MAX_MS 2000
+
 /*
- * Accepts FastCGI requests on sock (0: the socket on fd 0) and answers
- * each through fn until *stop is set or accepting fails. *busy is 1
- * while a request is being answered, so a signal handler can tell an idle
- * worker from a busy one. Bodies over max_body are not read. Returns 0 on
- * a clean stop, -1 when accepting failed.
+ * Called by http_serve_fastcgi() when wake_fd is readable (signalled 1)
+ * and after each request (signalled 0); arg is the handler's.
+ */
+typedef enum http_run http_control(void *arg, int signalled);
+
+/*
+ * Accepts FastCGI requests on the listening socket sock (made
+ * non-blocking here; 0 is the socket on fd 0) and answers each through
+ * fn, one at a time. It waits in poll(2) on sock and wake_fd (-1 for
+ * none, else e.g. a signalfd), so signals stay blocked while a request
+ * is read and answered and no read ever sees EINTR. Bodies over max_body
+ * are not read. Returns 0 once control says to stop, -1 when accepting
+ * failed.
  */
 int http_serve_fastcgi(int sock, size_t max_body, http_handler *fn,
-    void *arg, volatile sig_atomic_t *stop, volatile sig_atomic_t *busy);
+    void *arg, int wake_fd, http_control *control);
 
 /*
  * Answers the one CGI request of this process (RFC 3875: environment,

@@ -1,24 +1,25 @@
-/* idem.h: Idempotency-Key on POST: claim a key, replay, store the answer. */
+/* idem.h: Idempotency-Key on POST: find a key's answer, store a new one. */
 #ifndef USERREG_IDEM_H
 #define USERREG_IDEM_H
 
+#include "config.h"
 #include "http.h"
 #include "registry.h"
 #include "sha256.h"
-#include "users.h"
 
-/* One POST's idempotency state, from idem_begin() to idem_finish(). */
+/*
+ * A key's record is written in the transaction of the write it answers,
+ * and writes are serialized under the registry's lock: a request either
+ * finds the key's final answer or runs alone, so no key is ever seen
+ * "in flight" and nothing needs a lease.
+ */
+
+/* One POST's Idempotency-Key, read from its headers and body. */
 struct idem {
-	int claimed;		/* this request holds the key's claim */
-	int stored;		/* its answer is committed (caller sets it) */
-	int64_t claimed_at;	/* names this request's claim to the registry */
+	int active;			/* the request carries a valid key */
 	char scope[SHA256_HEX_SIZE];	/* "" or the principal's SHA-256 */
 	char key[REG_IDEM_KEY_MAX + 1];
-};
-
-enum idem_result {
-	IDEM_PROCEED = 0,	/* run the request (a claim may be held) */
-	IDEM_ANSWERED		/* resp holds a replay, 409, 422 or 503 */
+	char fingerprint[SHA256_HEX_SIZE];	/* SHA-256 of the body bytes */
 };
 
 /*
@@ -28,51 +29,29 @@ enum idem_result {
 int idem_key_valid(const char *header);
 
 /*
- * Returns how long (seconds) a claim lasts before another request may
- * take over the key: USERS_IDEM_LEASE plus three lock waits.
+ * Reads req's key into idem: active when the request has a valid key
+ * (step 3 refused invalid ones), scoped to REMOTE_USER unless access is
+ * open (API.md), fingerprinted by the body's bytes.
  */
-int64_t idem_lease(const struct config *cfg);
+void idem_init(struct idem *idem, const struct config *cfg,
+    const struct http_request *req);
 
 /*
- * Step 4 of the order of checks. Without an Idempotency-Key header:
- * IDEM_PROCEED with nothing claimed. Otherwise claims the key for this
- * request's body (scoped to REMOTE_USER, or global under access = open),
- * or answers: the stored response replayed with Idempotent-Replayed: true,
- * 409 idempotency-key-in-use + Retry-After while another request holds
- * it, 422 idempotency-key-reused for another body, 503 when the registry
- * cannot tell.
+ * Step 4: looks up the key's stored answer. REG_IDEM_DONE: resp
+ * (initialized) holds the replay with Idempotent-Replayed: true.
+ * REG_IDEM_MISMATCH: the key answered another body (the caller answers
+ * 422). REG_NOT_FOUND: run the request. Or a registry error.
  */
-enum idem_result idem_begin(struct idem *idem, struct users_ctx *ctx,
-    const struct http_request *req, struct http_response *resp);
-
-/*
- * Inside the transaction that wrote the user: stores resp as the key's
- * answer when this request holds a claim and resp is not a 5xx. The
- * caller sets idem->stored once that transaction commits.
- */
-enum reg_err idem_store_locked(struct idem *idem, struct users_ctx *ctx,
-    const struct http_response *resp);
-
-/*
- * Ends the claim: an answer not yet stored is stored in a transaction of
- * its own when it is final (2xx, 4xx); a 5xx drops the claim so a retry
- * runs again. Failures are logged; resp is not changed.
- */
-void idem_finish(struct idem *idem, struct users_ctx *ctx,
-    const struct http_request *req, const struct http_response *resp);
-
-/*
- * Encodes resp (Content-Type, headers, body; not X-Request-Id) as the
- * bytes a replay restores. Returns a new buffer (free()) and its length
- * in *len, or NULL when out of memory.
- */
-char *idem_encode(const struct http_response *resp, size_t *len);
-
-/*
- * Restores into resp (initialized) what idem_encode() made, with status.
- * Returns 0, or -1 for bytes it did not make.
- */
-int idem_decode(const char *buf, size_t len, int status,
+enum reg_err idem_lookup(const struct idem *idem, struct registry *reg,
     struct http_response *resp);
+
+/*
+ * Inside the write transaction that produced resp, stores it as the
+ * key's answer for ttl_s seconds when it is final (below 500). Returns
+ * REG_OK (also when there is nothing to store) or an error, upon which
+ * the caller must not commit.
+ */
+enum reg_err idem_store(const struct idem *idem, struct registry *reg,
+    int64_t ttl_s, const struct http_response *resp);
 
 #endif

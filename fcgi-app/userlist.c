@@ -1,10 +1,11 @@
 /* userlist.c: GET /users, keyset pages over the canonical name. */
-#include "users.h"
+#include "userlist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
 #include "jsonio.h"
 #include "problem.h"
 #include "user.h"
@@ -170,8 +171,8 @@ read_query(struct users_ctx *ctx, const struct http_request *req,
 }
 
 void
-users_list(struct users_ctx *ctx, const struct http_request *req,
-    const char *name, struct http_response *resp)
+userlist_page(struct users_ctx *ctx, const struct http_request *req,
+    struct http_response *resp)
 {
 	struct list_query q;
 	struct user *users = NULL;
@@ -184,13 +185,6 @@ users_list(struct users_ctx *ctx, const struct http_request *req,
 	int more = 0;
 	enum reg_err rc;
 
-	(void)name;
-	/* Under access = self any authenticated principal may read. */
-	if (ctx->cfg->access == CONFIG_ACCESS_SELF &&
-	    (req->remote_user == NULL || req->remote_user[0] == '\0')) {
-		users_unauthenticated(ctx, req, resp);
-		return;
-	}
 	if (read_query(ctx, req, resp, &q) != 0)
 		return;
 	if ((users = calloc(q.limit, sizeof(*users))) == NULL) {
@@ -201,7 +195,7 @@ users_list(struct users_ctx *ctx, const struct http_request *req,
 	rc = registry_list(ctx->reg, q.after, q.prefix, q.limit, users, &n,
 	    &more);
 	if (rc != REG_OK) {
-		users_registry_error(ctx, req, resp, rc);
+		answer_registry_error(ctx, req, resp, rc);
 		goto out;
 	}
 	body = json_object_new_object();

@@ -1,4 +1,4 @@
-/* users.h: the /users handlers: order of checks, validation, HTTP answers. */
+/* users.h: the /users handlers: steps 1-3, reads, and where writes run. */
 #ifndef USERREG_USERS_H
 #define USERREG_USERS_H
 
@@ -6,12 +6,7 @@
 #include "http.h"
 #include "registry.h"
 
-/*
- * Idempotency claims older than this plus three lock waits are taken as
- * abandoned by a process that died (seconds).
- */
-#define USERS_IDEM_LEASE 60
-/* Retry-After for 503 and idempotency-key-in-use (seconds). */
+/* Retry-After for 503 answers (seconds). */
 #define USERS_RETRY_AFTER 1
 /* Items per list page: default and most. */
 #define USERS_LIST_DEFAULT 50
@@ -19,27 +14,18 @@
 /* Longest prefix query parameter accepted (bytes, decoded). */
 #define USERS_PREFIX_MAX USER_NAME_MAX
 
-/* What every handler works with; owned by the worker's main loop. */
+struct writer_client;
+
+/* What every handler works with; owned by the process's main loop. */
 struct users_ctx {
 	const struct config *cfg;
 	struct registry *reg;
+	/*
+	 * The group-commit writer of a pool, or NULL: writes then run in a
+	 * transaction of this process's own.
+	 */
+	struct writer_client *writer;
 };
-
-/*
- * Answers a registry failure rc and logs it: 503 registry-unavailable with
- * Retry-After when a retry can help (lock wait, disk full, read-only), 500
- * internal-error otherwise. Nothing internal reaches the client.
- */
-void users_registry_error(struct users_ctx *ctx,
-    const struct http_request *req, struct http_response *resp,
-    enum reg_err rc);
-
-/*
- * Answers 401 unauthenticated with a WWW-Authenticate challenge, for a
- * request without REMOTE_USER where access = self needs one.
- */
-void users_unauthenticated(struct users_ctx *ctx,
-    const struct http_request *req, struct http_response *resp);
 
 /*
  * Each handler answers one routed request into resp (initialized by the
