@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-enum config_type { CT_PATH, CT_BASE_PATH, CT_INT, CT_ENUM };
+enum config_type { CT_PATH, CT_LOCATION, CT_BASE_PATH, CT_INT, CT_ENUM };
 
 struct config_key {
 	const char *name;
@@ -24,7 +26,8 @@ static const char *const log_words[] = {
 
 #define OFF(f) offsetof(struct config, f)
 static const struct config_key keys[] = {
-	{ "registry", CT_PATH, OFF(registry), 0, 0, NULL },
+	{ "registry", CT_LOCATION, OFF(registry), 0, 0, NULL },
+	{ "log_file", CT_PATH, OFF(log_file), 0, 0, NULL },
 	{ "base_path", CT_BASE_PATH, OFF(base_path), 0, 0, NULL },
 	{ "access", CT_ENUM, OFF(access), 0, 0, access_words },
 	{ "signup", CT_ENUM, OFF(signup), 0, 0, signup_words },
@@ -36,6 +39,8 @@ static const struct config_key keys[] = {
 	{ "idempotency_ttl", CT_INT, OFF(idempotency_ttl), 1,
 	    366LL * 24 * 3600, NULL },
 	{ "log_level", CT_ENUM, OFF(log_level), 0, 0, log_words },
+	{ "metrics", CT_ENUM, OFF(metrics), 0, 0, bool_words },
+	{ "group_commit", CT_ENUM, OFF(group_commit), 0, 0, bool_words },
 };
 #undef OFF
 
@@ -43,7 +48,8 @@ void
 config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	strcpy(cfg->registry, "var/users.db");
+	snprintf(cfg->registry, sizeof(cfg->registry), "%s/users.db",
+	    USERREG_STATE_DIR);
 	strcpy(cfg->base_path, "/");
 	cfg->access = CONFIG_ACCESS_OPEN;
 	cfg->signup = CONFIG_SIGNUP_OPEN;
@@ -53,6 +59,8 @@ config_defaults(struct config *cfg)
 	cfg->busy_timeout_ms = 5000;
 	cfg->idempotency_ttl = 24 * 3600;
 	cfg->log_level = CONFIG_LOG_INFO;
+	cfg->metrics = 1;
+	cfg->group_commit = 1;
 }
 
 /* Digits only, within [min, max]: no sign, no spaces, no suffix. */
@@ -126,6 +134,7 @@ config_set(struct config *cfg, const char *key, const char *value,
 	field = (char *)cfg + k->offset;
 	switch (k->type) {
 	case CT_PATH:
+	case CT_LOCATION:
 		if (value[0] == '\0' || strlen(value) >= CONFIG_PATH_MAX)
 			goto bad;
 		strcpy(field, value);
@@ -175,15 +184,80 @@ trim(char *s)
 	return s;
 }
 
+/* Returns 1 when key's value names a file: a path, not a URI. */
+static int
+names_file(const char *key, const char *value)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, key) == 0)
+			return keys[i].type == CT_PATH ||
+			    (keys[i].type == CT_LOCATION &&
+			    strstr(value, "://") == NULL);
+	return 0;
+}
+
+/*
+ * Writes into dir (CONFIG_PATH_MAX bytes) the absolute directory of the
+ * file at path. Returns 0, or -1 with errno set.
+ */
+static int
+file_dir(const char *path, char dir[CONFIG_PATH_MAX])
+{
+	char copy[CONFIG_PATH_MAX], real[PATH_MAX], *slash;
+
+	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((slash = strrchr(copy, '/')) == NULL)
+		strcpy(copy, ".");
+	else if (slash == copy)
+		copy[1] = '\0';
+	else
+		*slash = '\0';
+	if (realpath(copy, real) == NULL)
+		return -1;
+	if (snprintf(dir, CONFIG_PATH_MAX, "%s", real) >= CONFIG_PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sets key from a file line, a relative path taken from dir. */
+static int
+set_from_file(struct config *cfg, const char *dir, const char *key,
+    const char *value, char *err, size_t errlen)
+{
+	char joined[CONFIG_PATH_MAX + 1];
+
+	if (value[0] == '/' || value[0] == '\0' || !names_file(key, value))
+		return config_set(cfg, key, value, err, errlen);
+	if (snprintf(joined, sizeof(joined), "%s/%s", strcmp(dir, "/") == 0 ?
+	    "" : dir, value) >= CONFIG_PATH_MAX) {
+		snprintf(err, errlen, "'%s' is too long once taken from the "
+		    "config file's directory", key);
+		return -1;
+	}
+	return config_set(cfg, key, joined, err, errlen);
+}
+
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	char line[CONFIG_LINE_MAX], why[256];
+	char line[CONFIG_LINE_MAX], why[256], dir[CONFIG_PATH_MAX];
 	FILE *f;
 	int lineno = 0, rc = -1;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (file_dir(path, dir) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(f);
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -204,7 +278,7 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 			goto out;
 		}
 		*eq = '\0';
-		if (config_set(cfg, trim(s), trim(eq + 1), why,
+		if (set_from_file(cfg, dir, trim(s), trim(eq + 1), why,
 		    sizeof(why)) != 0) {
 			snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
 			goto out;

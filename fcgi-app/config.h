@@ -10,6 +10,14 @@
 #define CONFIG_LINE_MAX 4096		/* bytes of one config line */
 #define CONFIG_BODY_MAX (16 * 1024 * 1024)	/* highest max_body */
 
+/*
+ * Where the registry lives when no config names it; the build sets it
+ * from its state directory (LOCALSTATEDIR/lib/userreg).
+ */
+#ifndef USERREG_STATE_DIR
+#define USERREG_STATE_DIR "/var/lib/userreg"
+#endif
+
 enum config_access {
 	CONFIG_ACCESS_OPEN = 0,	/* anyone may do anything */
 	CONFIG_ACCESS_SELF	/* users edit themselves; admins edit anyone */
@@ -28,7 +36,8 @@ enum config_log {
 };
 
 struct config {
-	char registry[CONFIG_PATH_MAX];
+	char registry[CONFIG_PATH_MAX];		/* a path or a postgresql:// URI */
+	char log_file[CONFIG_PATH_MAX];		/* "" for stderr */
 	char base_path[CONFIG_BASE_PATH_MAX];	/* starts and ends with '/' */
 	enum config_access access;
 	enum config_signup signup;
@@ -38,6 +47,8 @@ struct config {
 	int busy_timeout_ms;
 	int64_t idempotency_ttl;		/* seconds */
 	enum config_log log_level;
+	int metrics;				/* serve GET /metrics */
+	int group_commit;			/* a pool runs a writer */
 };
 
 /* Fills cfg with every key's default: the service runs without a file. */
@@ -45,8 +56,11 @@ void config_defaults(struct config *cfg);
 
 /*
  * Reads path over cfg (which holds defaults or earlier values). Unknown
- * keys, bad values and values out of bounds are errors. Returns 0 on
- * success; on failure returns -1 and writes "FILE:LINE: why" into err.
+ * keys, bad values and values out of bounds are errors. A relative path
+ * in a path key (registry, log_file) is taken from the directory of the
+ * file, made absolute, so every process reading the file, whatever its
+ * working directory, names the same files. Returns 0 on success; on
+ * failure returns -1 and writes "FILE:LINE: why" into err.
  */
 int config_load(struct config *cfg, const char *path, char *err,
     size_t errlen);

@@ -1,6 +1,8 @@
-/* log.h: one-line error and access logs on stderr. */
+/* log.h: one-line error and access logs, on stderr or in log_file. */
 #ifndef USERREG_LOG_H
 #define USERREG_LOG_H
+
+#include <stddef.h>
 
 #include "config.h"
 
@@ -8,8 +10,23 @@
 void log_set_level(enum config_log level);
 
 /*
- * Writes "TIME userreg[PID]: LEVEL: message" to stderr when level is
- * enabled. Messages are lowercase, error first, subjects quoted.
+ * Sends every log line to the file at path (appended; created with mode
+ * 0640) from now on. The file takes the place of stderr (fd 2), so what
+ * libraries print there lands in it too. Returns 0, or -1 with errno set
+ * (stderr is then unchanged).
+ */
+int log_open(const char *path);
+
+/*
+ * Opens the log file at its path again, for logrotate: lines written
+ * after it go to the new file. A no-op while logging to stderr; on
+ * failure the old file stays in use and the reason is logged there.
+ */
+void log_reopen(void);
+
+/*
+ * Writes "TIME userreg[PID]: LEVEL: message" when level is enabled.
+ * Messages are lowercase, error first, subjects quoted.
  */
 void log_msg(enum config_log level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
