@@ -13,6 +13,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: userreg [-c FILE] COMMAND [ARGS]\n"
+	    "  init                       create the registry if missing\n"
 	    "  get NAME                   print a user\n"
 	    "  list [PREFIX]              print users in canonical order\n"
 	    "  create NAME [ROLE...]      create a user holding ROLEs\n"
@@ -190,13 +191,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "userreg: %s\n", err);
 		return 1;
 	}
-	if ((reg = registry_open(cfg.registry, cfg.busy_timeout_ms, &rc)) ==
+	if ((reg = registry_open(cfg.registry, cfg.busy_timeout_ms,
+	    strcmp(argv[1], "init") == 0 ? REG_OPEN_CREATE : 0, &rc, err)) ==
 	    NULL) {
 		fprintf(stderr, "userreg: cannot open registry '%s': %s\n",
-		    cfg.registry, registry_err_str(rc));
+		    cfg.registry, err);
 		return 1;
 	}
-	if (strcmp(argv[1], "get") == 0 && argc == 3) {
+	if (strcmp(argv[1], "init") == 0 && argc == 2) {
+		status = 0;
+	} else if (strcmp(argv[1], "get") == 0 && argc == 3) {
 		rc = registry_get(reg, argv[2], &u);
 		status = rc == REG_OK ? print_user(&u) : fail(reg, "get", rc);
 	} else if (strcmp(argv[1], "list") == 0 && argc <= 3) {

@@ -1,30 +1,33 @@
-/* main.c: the userreg.fcgi process: options, config, pool, accept loop. */
+/* main.c: the userreg.fcgi program: options, config, socket, mode. */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "http.h"
 #include "log.h"
-#include "problem.h"
+#include "pool.h"
 #include "registry.h"
-#include "router.h"
-#include "users.h"
+#include "version.h"
+#include "worker.h"
 
-#define WORKERS_MAX 256
 #define LISTEN_BACKLOG 1024
-/* A worker that dies sooner than this after its start is crash-looping. */
-#define RESPAWN_MIN_SECONDS 1
 
-static volatile sig_atomic_t stopping;	/* SIGTERM or SIGINT seen */
-static volatile sig_atomic_t busy;	/* a worker is inside a request */
+/* What the command line asks for. */
+struct options {
+	const char *conf;
+	const char *listen_at;
+	long workers;		/* 0: not given */
+	long mode;		/* of a unix socket */
+	const char *owner, *group;
+	int check_config;
+};
 
 static void
 usage(FILE *f)
@@ -32,253 +35,73 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: userreg.fcgi [-c FILE] [--listen unix:PATH|HOST:PORT]\n"
 	    "                    [--workers N] [--socket-mode OCTAL]\n"
-	    "Without --listen it serves FastCGI on fd 0 (spawn-fcgi, systemd)\n"
-	    "or, when fd 0 is not a socket, one CGI request.\n"
-	    "The config file also comes from USERREG_CONF.\n");
+	    "                    [--socket-owner USER] [--socket-group GROUP]\n"
+	    "       userreg.fcgi --check-config [-c FILE]\n"
+	    "       userreg.fcgi --version\n"
+	    "Without --listen it serves FastCGI on fd 0 (spawn-fcgi, systemd;\n"
+	    "a pool of N workers with --workers N) or, started by a web server\n"
+	    "as CGI, answers one request. The config file also comes from\n"
+	    "USERREG_CONF.\n");
 }
 
-/* Idle workers leave at once; busy ones finish the request first. */
-static void
-worker_on_term(int sig)
-{
-	(void)sig;
-	stopping = 1;
-	if (!busy)
-		_exit(0);
-}
-
-static void
-master_on_term(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
-static void
-on_signal(int sig, void (*fn)(int))
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = fn;
-	sigemptyset(&sa.sa_mask);
-	sigaction(sig, &sa, NULL);
-}
-
-/*
- * Creates the registry's directory when it is missing (one level, as for
- * the default var/users.db), so a fresh checkout runs as it is.
- */
-static void
-make_registry_dir(const char *path)
-{
-	char dir[CONFIG_PATH_MAX];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
-		return;
-	*slash = '\0';
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-		log_warn("cannot create directory '%s': %s", dir,
-		    strerror(errno));
-}
-
-/* Opens the registry on first use, so a worker outlives a bad moment. */
-static struct registry *
-worker_registry(struct users_ctx *ctx)
-{
-	enum reg_err err;
-
-	if (ctx->reg == NULL) {
-		ctx->reg = registry_open(ctx->cfg->registry,
-		    ctx->cfg->busy_timeout_ms, &err);
-		if (ctx->reg == NULL)
-			log_error("cannot open registry '%s': %s",
-			    ctx->cfg->registry, registry_err_str(err));
-	}
-	return ctx->reg;
-}
-
-static double
-elapsed_ms(const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-/* The http_handler of a worker: one request, one access log line. */
-static void
-answer(void *arg, const struct http_request *req, struct http_response *resp)
-{
-	struct users_ctx *ctx = arg;
-	struct timespec t0;
-	char path[256], method[32];
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (worker_registry(ctx) == NULL) {
-		problem_answer(resp, PROBLEM_REGISTRY_UNAVAILABLE,
-		    ctx->cfg->base_path, req->request_id,
-		    "the registry cannot be opened; retry later");
-		http_add_header(resp, "Retry-After", "%d", USERS_RETRY_AFTER);
-	} else {
-		router_dispatch(ctx, req, resp);
-	}
-	/* A handler that forgot to answer still gives a problem body. */
-	if (resp->status >= 500 && resp->body == NULL)
-		problem_answer(resp, PROBLEM_INTERNAL_ERROR,
-		    ctx->cfg->base_path, req->request_id, NULL);
-	log_info("%s \"%s %s\" %d %.2fms id=%s",
-	    req->remote_addr != NULL ? req->remote_addr : "-",
-	    log_escape(method, sizeof(method), req->method),
-	    log_escape(path, sizeof(path), req->path), resp->status,
-	    elapsed_ms(&t0), req->request_id);
-}
-
-/* The accept loop of one worker on listen socket sock (0: fd 0 or CGI). */
+/* Parses argv into o. Returns -1 to go on, else an exit status. */
 static int
-worker_loop(const struct config *cfg, int sock)
-{
-	struct users_ctx ctx = { cfg, NULL };
-	int rc;
-
-	on_signal(SIGTERM, worker_on_term);
-	on_signal(SIGINT, worker_on_term);
-	on_signal(SIGPIPE, SIG_IGN);
-	worker_registry(&ctx);
-	if (sock == 0 && http_is_cgi())
-		rc = http_serve_cgi(cfg->max_body, answer, &ctx);
-	else
-		rc = http_serve_fastcgi(sock, cfg->max_body, answer, &ctx,
-		    &stopping, &busy);
-	if (rc != 0 && !stopping)
-		log_error("cannot accept requests: %s", strerror(errno));
-	registry_close(ctx.reg);
-	return rc == 0 ? 0 : 1;
-}
-
-static pid_t
-spawn_worker(const struct config *cfg, int sock)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		/* The master's handlers must not run in the worker. */
-		_exit(worker_loop(cfg, sock));
-	}
-	if (pid < 0)
-		log_error("cannot fork a worker: %s", strerror(errno));
-	return pid;
-}
-
-/*
- * The pre-fork master: keeps n workers on sock, replaces any that die,
- * and on SIGTERM or SIGINT stops them (each finishes its request) and
- * returns.
- */
-static int
-run_pool(const struct config *cfg, int sock, int n)
-{
-	pid_t pids[WORKERS_MAX];
-	time_t started[WORKERS_MAX];
-	int i, status, alive;
-	pid_t pid;
-
-	on_signal(SIGTERM, master_on_term);
-	on_signal(SIGINT, master_on_term);
-	on_signal(SIGPIPE, SIG_IGN);
-	for (i = 0; i < n; i++) {
-		pids[i] = spawn_worker(cfg, sock);
-		started[i] = time(NULL);
-	}
-	log_info("serving with %d workers", n);
-	while (!stopping) {
-		pid = waitpid(-1, &status, 0);
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (i = 0; i < n; i++) {
-			if (pids[i] != pid)
-				continue;
-			if (stopping)
-				break;
-			log_error("worker %ld ended (%s %d); starting another",
-			    (long)pid, WIFSIGNALED(status) ? "signal" :
-			    "status", WIFSIGNALED(status) ? WTERMSIG(status) :
-			    WEXITSTATUS(status));
-			if (time(NULL) - started[i] < RESPAWN_MIN_SECONDS)
-				sleep(1);	/* no spinning on a crash */
-			pids[i] = spawn_worker(cfg, sock);
-			started[i] = time(NULL);
-		}
-	}
-	for (i = 0; i < n; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	do {
-		alive = 0;
-		for (i = 0; i < n; i++) {
-			if (pids[i] <= 0)
-				continue;
-			if (waitpid(pids[i], &status, 0) == pids[i] ||
-			    errno != EINTR)
-				pids[i] = 0;
-			else
-				alive = 1;
-		}
-	} while (alive);
-	log_info("stopped");
-	return 0;
-}
-
-int
-main(int argc, char **argv)
+parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "socket-mode", required_argument, NULL, 'm' },
+		{ "socket-owner", required_argument, NULL, 'o' },
+		{ "socket-group", required_argument, NULL, 'g' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct config cfg;
-	const char *conf = getenv("USERREG_CONF"), *listen_at = NULL;
-	char err[512], *end;
-	long workers = 1, mode = 0660;
-	struct registry *reg;
-	enum reg_err rerr;
-	int ch, sock, rc, is_unix;
+	char *end;
+	int ch;
 
+	memset(o, 0, sizeof(*o));
+	o->conf = getenv("USERREG_CONF");
+	o->mode = 0660;
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			conf = optarg;
+			o->conf = optarg;
 			break;
 		case 'l':
-			listen_at = optarg;
+			o->listen_at = optarg;
 			break;
 		case 'w':
-			workers = strtol(optarg, &end, 10);
-			if (*end != '\0' || workers < 1 ||
-			    workers > WORKERS_MAX) {
-				fprintf(stderr, "userreg: --workers wants 1 to "
-				    "%d\n", WORKERS_MAX);
+			o->workers = strtol(optarg, &end, 10);
+			if (*end != '\0' || o->workers < 1 ||
+			    o->workers > POOL_WORKERS_MAX) {
+				fprintf(stderr, "userreg.fcgi: --workers wants "
+				    "1 to %d\n", POOL_WORKERS_MAX);
 				return 2;
 			}
 			break;
 		case 'm':
-			mode = strtol(optarg, &end, 8);
-			if (*end != '\0' || mode < 0 || mode > 0777) {
-				fprintf(stderr, "userreg: --socket-mode wants "
-				    "an octal mode like 0660\n");
+			o->mode = strtol(optarg, &end, 8);
+			if (*end != '\0' || o->mode < 0 || o->mode > 0777) {
+				fprintf(stderr, "userreg.fcgi: --socket-mode "
+				    "wants an octal mode like 0660\n");
 				return 2;
 			}
 			break;
+		case 'o':
+			o->owner = optarg;
+			break;
+		case 'g':
+			o->group = optarg;
+			break;
+		case 'k':
+			o->check_config = 1;
+			break;
+		case 'V':
+			printf("userreg.fcgi %s\n", USERREG_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -287,49 +110,212 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+/*
+ * Makes the unix socket at path reachable by the front server: mode,
+ * then owner and group by name. Returns 0 or -1 (logged).
+ */
+static int
+own_socket(const char *path, const struct options *o)
+{
+	struct passwd *pw = NULL;
+	struct group *gr = NULL;
+
+	if (o->owner != NULL && (pw = getpwnam(o->owner)) == NULL) {
+		log_error("unknown user '%s' for --socket-owner", o->owner);
+		return -1;
+	}
+	if (o->group != NULL && (gr = getgrnam(o->group)) == NULL) {
+		log_error("unknown group '%s' for --socket-group", o->group);
+		return -1;
+	}
+	if ((pw != NULL || gr != NULL) && chown(path, pw != NULL ?
+	    pw->pw_uid : (uid_t)-1, gr != NULL ? gr->gr_gid : (gid_t)-1) != 0) {
+		log_error("cannot give socket '%s' to %s:%s: %s", path,
+		    o->owner != NULL ? o->owner : "-",
+		    o->group != NULL ? o->group : "-", strerror(errno));
+		return -1;
+	}
+	if (chmod(path, (mode_t)o->mode) != 0) {
+		log_error("cannot set mode of socket '%s': %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Creates the directory a unix socket goes into when it is missing (one
+ * level, 0755, like a runtime directory), or says why not.
+ */
+static int
+socket_dir(const char *path)
+{
+	char dir[CONFIG_PATH_MAX];
+	struct stat sb;
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
+		log_error("socket path '%s' is too long", path);
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (stat(dir, &sb) == 0)
+		return 0;
+	if (mkdir(dir, 0755) != 0) {
+		log_error("cannot create socket directory '%s': %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens the listening socket of --listen; *unix_path set for a file. */
+static int
+open_listener(const struct options *o, const char **unix_path)
+{
+	const char *at = o->listen_at;
+	int is_unix, sock;
+
+	/* libfcgi reads "HOST:PORT" or ":PORT" as TCP, anything else a path. */
+	is_unix = strchr(at, ':') == NULL;
+	if (strncmp(at, "unix:", 5) == 0) {
+		at += 5;
+		is_unix = 1;
+	}
+	*unix_path = is_unix ? at : NULL;
+	if (is_unix) {
+		if (at[0] == '\0' || socket_dir(at) != 0)
+			return -1;
+		unlink(at);	/* a stale socket from a killed run */
+	}
+	if ((sock = http_listen(at, LISTEN_BACKLOG)) < 0) {
+		log_error("cannot listen on '%s': %s", at, strerror(errno));
+		return -1;
+	}
+	if (is_unix && own_socket(at, o) != 0) {
+		close(sock);
+		unlink(at);
+		return -1;
+	}
+	return sock;
+}
+
+/* --check-config: the file parses; says where the registry is. */
+static int
+check_config(const struct config *cfg, const char *conf)
+{
+	char why[REG_ERRMSG_SIZE];
+	struct registry *reg;
+	enum reg_err err;
+
+	printf("config %s: ok\n", conf != NULL ? conf : "(defaults)");
+	printf("registry %s: ", cfg->registry);
+	if ((reg = registry_open(cfg->registry, cfg->busy_timeout_ms, 0, &err,
+	    why)) == NULL) {
+		printf("%s (%s)\n", registry_err_str(err), why);
+		return err == REG_UNAVAILABLE ? 0 : 1;
+	}
+	printf("ok (%s)\n", registry_backend(reg));
+	registry_close(reg);
+	return 0;
+}
+
+/*
+ * Before serving: the registry exists (created on the first start) and
+ * opens. Returns 0 or -1 (logged).
+ */
+static int
+registry_ensure(const struct config *cfg)
+{
+	char why[REG_ERRMSG_SIZE];
+	struct registry *reg;
+	enum reg_err err;
+
+	if ((reg = registry_open(cfg->registry, cfg->busy_timeout_ms,
+	    REG_OPEN_CREATE, &err, why)) == NULL) {
+		log_error("cannot open registry '%s': %s", cfg->registry, why);
+		return -1;
+	}
+	registry_close(reg);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct pool_opts po;
+	struct options o;
+	struct config cfg;
+	const char *unix_path = NULL;
+	char err[512];
+	int rc, sock, cgi, cfg_ok;
+
+	if ((rc = parse_options(argc, argv, &o)) >= 0)
+		return rc;
 	config_defaults(&cfg);
-	if (conf != NULL && conf[0] != '\0' &&
-	    config_load(&cfg, conf, err, sizeof(err)) != 0) {
-		fprintf(stderr, "userreg: %s\n", err);
+	cfg_ok = o.conf == NULL || o.conf[0] == '\0' ||
+	    config_load(&cfg, o.conf, err, sizeof(err)) == 0;
+	if (o.check_config) {
+		if (!cfg_ok) {
+			fprintf(stderr, "userreg.fcgi: %s\n", err);
+			return 1;
+		}
+		return check_config(&cfg, o.conf);
+	}
+	cgi = o.listen_at == NULL && o.workers == 0 && http_is_cgi();
+	if (cgi) {
+		/* RFC 3875 4.1.4: a CGI server always sets it. */
+		if (getenv("GATEWAY_INTERFACE") == NULL) {
+			fprintf(stderr, "userreg.fcgi: not started by a FastCGI "
+			    "or CGI server; see --help\n");
+			return 2;
+		}
+		if (!cfg_ok)
+			config_defaults(&cfg);
+		else if (cfg.log_file[0] != '\0' && log_open(cfg.log_file) != 0)
+			log_error("cannot open log file '%s': %s",
+			    cfg.log_file, strerror(errno));
+		log_set_level(cfg.log_level);
+		/* Even a broken start answers with a status and a problem. */
+		return worker_cgi(&cfg, cfg_ok ? NULL : err);
+	}
+	if (!cfg_ok) {
+		fprintf(stderr, "userreg.fcgi: %s\n", err);
+		return 1;
+	}
+	if (cfg.log_file[0] != '\0' && log_open(cfg.log_file) != 0) {
+		fprintf(stderr, "userreg.fcgi: cannot open log file '%s': %s\n",
+		    cfg.log_file, strerror(errno));
 		return 1;
 	}
 	log_set_level(cfg.log_level);
-
-	/* Create or check the registry once, before any worker exists. */
-	make_registry_dir(cfg.registry);
-	if ((reg = registry_open(cfg.registry, cfg.busy_timeout_ms,
-	    &rerr)) == NULL) {
-		log_error("cannot open registry '%s': %s", cfg.registry,
-		    registry_err_str(rerr));
+	if (registry_ensure(&cfg) != 0 || http_init() != 0)
+		return 1;
+	if (o.listen_at == NULL) {
+		if (o.workers == 0)
+			return pool_serve_alone(&cfg, 0);
+		sock = 0;
+	} else if ((sock = open_listener(&o, &unix_path)) < 0) {
 		return 1;
 	}
-	registry_close(reg);
-
-	if (http_init() != 0) {
-		log_error("cannot initialize libfcgi");
-		return 1;
-	}
-	if (listen_at == NULL)
-		return worker_loop(&cfg, 0);
-
-	/* libfcgi reads "HOST:PORT" or ":PORT" as TCP, anything else a path. */
-	is_unix = strchr(listen_at, ':') == NULL;
-	if (strncmp(listen_at, "unix:", 5) == 0) {
-		listen_at += 5;
-		is_unix = 1;
-	}
-	if (is_unix)
-		unlink(listen_at);	/* a stale socket from a killed run */
-	if ((sock = http_listen(listen_at, LISTEN_BACKLOG)) < 0) {
-		log_error("cannot listen on '%s'", listen_at);
-		return 1;
-	}
-	if (is_unix && chmod(listen_at, (mode_t)mode) != 0)
-		log_warn("cannot set mode of '%s': %s", listen_at,
-		    strerror(errno));
-	rc = run_pool(&cfg, sock, (int)workers);
-	close(sock);
-	if (is_unix)
-		unlink(listen_at);
+	memset(&po, 0, sizeof(po));
+	po.cfg = &cfg;
+	po.listen_fd = sock;
+	po.workers = o.workers > 0 ? (int)o.workers : 1;
+	po.unix_path = unix_path;
+	rc = pool_run(&po);
+	if (sock != 0)
+		close(sock);
+	if (unix_path != NULL)
+		unlink(unix_path);
 	return rc;
 }

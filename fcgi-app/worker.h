@@ -1,0 +1,40 @@
+/* worker.h: one process answering requests, under FastCGI or as CGI. */
+#ifndef USERREG_WORKER_H
+#define USERREG_WORKER_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* A worker's exit status when its registry file was replaced. */
+#define WORKER_EXIT_MOVED 75
+
+/* How a worker runs. */
+struct worker_opts {
+	const struct config *cfg;
+	int listen_fd;			/* FastCGI listening socket */
+	int sig_fd;			/* signalfd of TERM, INT, HUP, USR2 */
+	int in_pool;			/* a master supervises it */
+	const char *writer_addr;	/* the pool's writer, or NULL */
+	size_t writer_addr_len;
+};
+
+/*
+ * Serves FastCGI requests on o->listen_fd until a signal stops it:
+ * SIGTERM or SIGINT answers the request in hand and those already
+ * waiting on the socket, then returns; SIGUSR2 (a pool restarting) stops
+ * after the request in hand; SIGHUP reopens the log file. In a pool, a
+ * registry file found replaced ends the worker with WORKER_EXIT_MOVED so
+ * the master restarts every process. Returns the exit status.
+ */
+int worker_main(const struct worker_opts *o);
+
+/*
+ * Answers the one request of a plain CGI process. cfg_error is NULL, or
+ * why the configuration could not be read (the answer is then 500 with
+ * a problem body, the reason logged): even a start-up failure answers
+ * with a status, never a bare exit. Returns the exit status.
+ */
+int worker_cgi(const struct config *cfg, const char *cfg_error);
+
+#endif

@@ -1,0 +1,70 @@
+/* writer.h: the group-commit writer process and its workers' client. */
+#ifndef USERREG_WRITER_H
+#define USERREG_WRITER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "http.h"
+#include "users.h"
+#include "write.h"
+
+/*
+ * One writer process per pool applies every write: workers parse,
+ * validate and read the SQLite file directly, and hand each write that
+ * would change something to the writer over a unix socket. The writer
+ * takes what has queued, applies each write in a savepoint of its own
+ * inside one BEGIN IMMEDIATE transaction (a refused check undoes only its
+ * own savepoint), commits once (synchronous=FULL: one fsync for the whole
+ * batch, nothing visible before it is durable) and only then answers
+ * them all. No artificial delay: a batch is whatever arrived while the
+ * previous commit was syncing.
+ */
+
+/* Most writes applied in one transaction. */
+#define WRITER_BATCH_MAX 256
+/* Longest abstract socket name, with its leading NUL. */
+#define WRITER_ADDR_MAX 64
+
+/*
+ * The pool master, before it forks: creates the writer's listening socket
+ * in the abstract namespace (nothing on disk) and writes its name into
+ * addr (WRITER_ADDR_MAX bytes, starting with a NUL) and the name's length
+ * into *addr_len. The socket outlives writer restarts, so a write sent
+ * while the writer restarts waits for the next one. Returns the
+ * descriptor, or -1 with errno set.
+ */
+int writer_listen(char *addr, size_t *addr_len);
+
+/*
+ * The writer process: serves the listening socket listen_fd until a
+ * signal on sig_fd (a signalfd) asks it to stop, answering the batch in
+ * hand first. Connections from processes of another user are refused.
+ * Returns the process's exit status.
+ */
+int writer_main(const struct config *cfg, int listen_fd, int sig_fd);
+
+struct writer_client;
+
+/*
+ * A worker's connection to the writer at addr (addr_len bytes, as
+ * writer_listen() made), connected on first use. A write waits for its
+ * answer at most timeout_ms. Returns NULL when out of memory.
+ */
+struct writer_client *writer_client_new(const char *addr, size_t addr_len,
+    int timeout_ms);
+
+/* Closes the connection and frees wc; NULL is a no-op. */
+void writer_client_free(struct writer_client *wc);
+
+/*
+ * Has the writer apply the write (as write_apply() would) and fills resp
+ * (initialized) with its answer. When the writer cannot be reached or
+ * does not answer in time, resp is 503 registry-unavailable: the write
+ * may or may not have happened, and was never acknowledged.
+ */
+void writer_call(struct writer_client *wc, struct users_ctx *ctx,
+    enum write_kind kind, const char *name, const struct http_request *req,
+    struct http_response *resp);
+
+#endif
