@@ -403,18 +403,18 @@ class Registry:
         if self.site is None or self.site.pool.poll() is not None:
             return {"pool": pool, "broken": "the pool is not running"}
         master = self.site.pool.pid
-        procs = [("master", master)] + [(role_of(pid), pid)
-                                        for pid in children(master)]
         out = {"pool": pool, "procs": []}
-        for role, pid in procs:
+        for pid in [master] + children(master):
+            role, name = role_of(pid) if pid != master else ("master",
+                                                            comm(pid))
             st = proc_status(pid)
-            if st is None:
+            if st is None or role is None:
                 continue
-            out["procs"].append({"role": role, "pid": pid,
+            out["procs"].append({"role": role, "name": name, "pid": pid,
                                  "rss": st.get("VmRSS", 0),
                                  "hwm": st.get("VmHWM", 0)})
         workers = sum(1 for p in out["procs"] if p["role"] == "worker")
-        if workers != self.ctx.workers:
+        if workers < self.ctx.workers:
             out["broken"] = "found %d workers, expected %d" % (
                 workers, self.ctx.workers)
         return out
@@ -446,17 +446,28 @@ def children(pid):
     return sorted(kids)
 
 
-def role_of(pid):
-    """writer or worker, from the process's name or command line."""
+def comm(pid):
     try:
         with open("/proc/%d/comm" % pid) as f:
-            comm = f.read().strip()
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def role_of(pid):
+    """(writer or worker, name) of a pool child, from its name or command
+    line (the writer calls itself "userreg: writer"); None once gone."""
+    name = comm(pid)
+    try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             cmdline = f.read().replace(b"\0", b" ").decode("utf-8",
                                                            "replace")
     except OSError:
-        return "gone"
-    return "writer" if "writer" in comm or "writer" in cmdline else "worker"
+        return None, None
+    if name is None:
+        return None, None
+    return ("writer" if "writer" in name or "writer" in cmdline
+            else "worker"), name
 
 
 def proc_status(pid):
@@ -844,20 +855,20 @@ def markdown(ctx, ceil, results):
         L.append("")
         L.append("## Memory (%s, after each pool's load)" % name)
         L.append("")
-        L.append("| pool | process | pid | resident | peak |")
-        L.append("|---|---|---:|---:|---:|")
+        L.append("| pool | process | name | pid | resident | peak |")
+        L.append("|---|---|---|---:|---:|---:|")
         for m in b["memory"]:
             if "broken" in m and not m.get("procs"):
-                L.append("| %s | BROKEN: %s | | | |" % (m["pool"],
-                                                       m["broken"]))
+                L.append("| %s | BROKEN: %s | | | | |" % (m["pool"],
+                                                         m["broken"]))
                 continue
             for p in m["procs"]:
-                L.append("| %s | %s | %d | %s | %s |" % (
-                    m["pool"], p["role"], p["pid"], mib(p["rss"]),
-                    mib(p["hwm"])))
+                L.append("| %s | %s | %s | %d | %s | %s |" % (
+                    m["pool"], p["role"], p["name"], p["pid"],
+                    mib(p["rss"]), mib(p["hwm"])))
             if "broken" in m:
-                L.append("| %s | BROKEN: %s | | | |" % (m["pool"],
-                                                       m["broken"]))
+                L.append("| %s | BROKEN: %s | | | | |" % (m["pool"],
+                                                         m["broken"]))
         L.append("")
         L.append("## Plain CGI (%s, exec to exit)" % name)
         L.append("")
