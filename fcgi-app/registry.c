@@ -390,11 +390,27 @@ registry_get(struct registry *reg, const char *name, struct user *out)
 	return reg->ops->get(reg, key, out);
 }
 
+/*
+ * After an insert refused for its email (and undone): a taken name wins
+ * over a taken email, whichever index the backend checked first.
+ */
+static enum reg_err
+name_wins(struct registry *reg, const char *key)
+{
+	struct user existing;
+	enum reg_err rc;
+
+	if (!in_write(reg))
+		return REG_EMAIL_TAKEN;
+	rc = reg->ops->get(reg, key, &existing);
+	return rc == REG_OK ? REG_EXISTS : rc == REG_NOT_FOUND ?
+	    REG_EMAIL_TAKEN : rc;
+}
+
 enum reg_err
 registry_insert(struct registry *reg, struct user *u)
 {
 	struct row_buf b;
-	struct user existing;
 	int64_t version = 0, now;
 	enum reg_err rc;
 
@@ -407,11 +423,9 @@ registry_insert(struct registry *reg, struct user *u)
 		return rc;
 	if ((rc = reg->ops->bump_revision(reg, &version)) == REG_OK)
 		rc = reg->ops->insert(reg, row_of(u, version, now, now, &b));
-	/* A taken name wins over a taken email, whichever index spoke. */
-	if (rc == REG_EMAIL_TAKEN && in_write(reg) &&
-	    reg->ops->get(reg, b.key, &existing) == REG_OK)
-		rc = REG_EXISTS;
-	if ((rc = write_end(reg, rc)) == REG_OK) {
+	if ((rc = write_end(reg, rc)) == REG_EMAIL_TAKEN)
+		rc = name_wins(reg, b.key);
+	if (rc == REG_OK) {
 		u->version = version;
 		u->created_at = now;
 		u->updated_at = now;
@@ -540,7 +554,6 @@ enum reg_err
 registry_load(struct registry *reg, const struct user *u)
 {
 	struct row_buf b;
-	struct user existing;
 	enum reg_err rc;
 
 	if (!in_write(reg))
@@ -552,10 +565,9 @@ registry_load(struct registry *reg, const struct user *u)
 		return rc;
 	rc = reg->ops->insert(reg, row_of(u, u->version, u->created_at,
 	    u->updated_at, &b));
-	if (rc == REG_EMAIL_TAKEN && in_write(reg) &&
-	    reg->ops->get(reg, b.key, &existing) == REG_OK)
-		rc = REG_EXISTS;
-	return write_end(reg, rc);
+	if ((rc = write_end(reg, rc)) == REG_EMAIL_TAKEN)
+		rc = name_wins(reg, b.key);
+	return rc;
 }
 
 enum reg_err
