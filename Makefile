@@ -85,7 +85,7 @@ test: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2
 
 integration: all
-	python3 tests/integration/run.py --build $(BUILD) --workers $(WORKERS)
+	/usr/bin/python3 -m pytest tests/integration --build $(BUILD) --workers $(WORKERS)
 
 # Every check step writes JUnit XML into $(RESULTS); the last line printed
 # is the sum over all of them, "N passed, M failed". Fragments in mk/ add
@@ -99,7 +99,7 @@ check-unit: $(BUILD)/unit-tests
 
 check-integration: all
 	@mkdir -p $(RESULTS)
-	python3 tests/integration/run.py --build $(BUILD) --workers $(WORKERS) \
+	/usr/bin/python3 -m pytest tests/integration --build $(BUILD) --workers $(WORKERS) \
 	    --junitxml $(RESULTS)/integration.xml
 
 # clang's UBSan also checks pointer arithmetic on NULL, which gcc's misses.
@@ -117,7 +117,7 @@ sanitize: deps deps-clang
 	    $(BUILD)-san/unit-tests --jobs 1 2>&1 | tee $(BUILD)-san/sanitize.log
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(CURDIR)/$(BUILD)-san/asan \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(BUILD)-san/ubsan \
-	    python3 tests/integration/run.py --build $(BUILD)-san --workers 2 \
+	    /usr/bin/python3 -m pytest tests/integration --build $(BUILD)-san --workers 2 \
 	    2>&1 | tee -a $(BUILD)-san/sanitize.log
 	@cat $(BUILD)-san/asan.* $(BUILD)-san/ubsan.* 2>/dev/null >> $(BUILD)-san/sanitize.log || true
 	@! grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|[1-9][0-9]* failed' $(BUILD)-san/sanitize.log

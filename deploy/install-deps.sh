@@ -5,7 +5,8 @@
 set -eu
 
 PACKAGES="build-essential pkg-config libfcgi-dev libfcgi-bin libjson-c-dev
-libsqlite3-dev sqlite3 libcriterion-dev nginx-light spawn-fcgi curl python3"
+libsqlite3-dev sqlite3 libcriterion-dev nginx-light spawn-fcgi curl python3
+python3-pytest"
 
 # Targets that need more (make sanitize and fuzz: clang; bench: wrk)
 # name it in USERREG_EXTRA_PACKAGES.
