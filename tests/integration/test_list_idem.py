@@ -2,8 +2,9 @@
 and Link, a walk under concurrent writes from another process) and
 Idempotency-Key on POST (replay, concurrency, in-use, reuse, key syntax,
 what is stored and what is not, scope, expiry), through nginx, as API.md
-says. Run by run.py; every list test works under a prefix of its own (or
-in a variant), since the registry is shared by the tests of a run."""
+says. Run by pytest (see conftest.py); the tests marked contract run on
+every front. Every list test works under a prefix of its own (or in a
+variant), since the registry is shared by the tests of a run."""
 
 import base64
 import collections
@@ -18,6 +19,8 @@ import sys
 import tempfile
 import time
 import urllib.parse
+
+import pytest
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 VERSION_RE = re.compile(r"[1-9][0-9]*\Z")
@@ -199,6 +202,7 @@ def ukey(srv, label="key"):
 
 # ---------------------------------------------------------------- list: order
 
+@pytest.mark.contract
 def test_list_order_is_canonical_byte_order(srv):
     p = uprefix(srv, "order")
     # Stored case differs from canonical case, and "_" (0x5f) sorts
@@ -218,6 +222,7 @@ def test_list_order_is_canonical_byte_order(srv):
         assert it == made[canon(it["username"])], "item %r differs from the 201 body" % it
 
 
+@pytest.mark.contract
 def test_list_items_equal_get_representation(srv):
     p = uprefix(srv, "repr")
     a = srv.create(p + "-Full", email=p + ".Mail@Example.ORG", display_name="Full N. \u00e9",
@@ -243,6 +248,7 @@ def test_list_items_equal_get_representation(srv):
 
 # ----------------------------------------------------------- list: limit
 
+@pytest.mark.contract
 def test_list_limit_default_50_and_max_200(srv):
     p = uprefix(srv, "dflt")
     names = ["%s-%03d" % (p, i) for i in range(51)]
@@ -262,6 +268,7 @@ def test_list_limit_default_50_and_max_200(srv):
     assert [it["username"] for it in items] == names[:1] and nxt is not None
 
 
+@pytest.mark.contract
 def test_list_page_boundaries(srv):
     p = uprefix(srv, "bound")
     names = ["%s-%d" % (p, i) for i in range(6)]
@@ -283,6 +290,7 @@ def test_list_page_boundaries(srv):
     assert items == [] and nxt is None and r.body == b'{"items":[],"next":null}', r.describe()
 
 
+@pytest.mark.contract
 def test_list_bad_limit_is_400(srv):
     bad = ["0", "201", "-1", "abc", "", "1e2", "%205", "+5", "5%20", "5 ".replace(" ", "+"),
            "2.0", "0x10", "1000", "99999999999999999999", "%35", "%EF%BC%95", "5abc",
@@ -296,6 +304,7 @@ def test_list_bad_limit_is_400(srv):
         page(srv, "limit=%s&prefix=%s" % (v, srv.unique("nobody")))
 
 
+@pytest.mark.contract
 def test_list_limit_leading_zeros_are_digits(srv):
     # API.md: "limit must be digits within 1-200"; "0005" is accepted, so
     # "00005" (the same digits' value) must be too, and "0000201" is not.
@@ -309,6 +318,7 @@ def test_list_limit_leading_zeros_are_digits(srv):
         bad_param(srv, "limit=" + v, "limit")
 
 
+@pytest.mark.contract
 def test_list_head_and_bad_limit_on_head(srv):
     r = no5xx(srv.head("users?limit=2&prefix=" + srv.unique("hd")))
     assert r.status == 200 and r.body == b"", r.describe()
@@ -318,6 +328,7 @@ def test_list_head_and_bad_limit_on_head(srv):
 
 # ----------------------------------------------------------- list: cursor
 
+@pytest.mark.contract
 def test_list_bad_cursor_is_400(srv):
     p = uprefix(srv, "curs")
     names = ["%s-%s" % (p, t) for t in ("aa", "bb", "cc", "dd")]
@@ -372,6 +383,7 @@ def test_list_bad_cursor_is_400(srv):
         assert [i["username"] for i in items] == names[2:], items
 
 
+@pytest.mark.contract
 def test_list_cursor_survives_writes(srv):
     p = uprefix(srv, "keep")
     names = ["%s-%s" % (p, t) for t in ("a", "b", "c", "d", "e")]
@@ -390,6 +402,7 @@ def test_list_cursor_survives_writes(srv):
     assert [i["username"] for i in items] == [names[4]] and nxt is None, (items, nxt)
 
 
+@pytest.mark.contract
 def test_list_longest_names_cursor_and_prefix(srv):
     p = uprefix(srv, "long")
     a = (p + "-" + "a" * 64)[:64]
@@ -406,6 +419,7 @@ def test_list_longest_names_cursor_and_prefix(srv):
         assert [compact(i) for i in items] == [compact(made[a])] and nxt is None, r.describe()
 
 
+@pytest.mark.contract
 def test_list_cursor_is_independent_of_limit_and_prefix(srv):
     p = uprefix(srv, "indep")
     names = ["%s-%d" % (p, i) for i in range(5)]
@@ -421,6 +435,7 @@ def test_list_cursor_is_independent_of_limit_and_prefix(srv):
 
 # ----------------------------------------------------------- list: prefix
 
+@pytest.mark.contract
 def test_list_prefix_case_insensitive_and_literal(srv):
     p = uprefix(srv, "pfx")
     tails = ["_x", "-x", ".x", "ax", "Ay", "a_x", "ab", "x_", "xy", "AB_C"]
@@ -457,6 +472,7 @@ def test_list_prefix_case_insensitive_and_literal(srv):
         assert items == [] and nxt is None, (raw, items)
 
 
+@pytest.mark.contract
 def test_list_prefix_empty_lists_everything(srv):
     p = uprefix(srv, "empf")
     names = ["%s-%d" % (p, i) for i in range(3)]
@@ -468,6 +484,7 @@ def test_list_prefix_empty_lists_everything(srv):
     assert [bkey(n) for n in got] == sorted(bkey(n) for n in got)
 
 
+@pytest.mark.contract
 def test_list_unknown_parameters_ignored(srv):
     p = uprefix(srv, "unk")
     names = ["%s-%d" % (p, i) for i in range(3)]
@@ -496,6 +513,7 @@ def test_list_next_under_api_base_path(srv):
     assert r.status == 404, r.describe()
 
 
+@pytest.mark.contract
 def test_list_under_access_self_needs_a_user(srv):
     v = srv.variant(access="self")
     p = uprefix(v, "selfl")
@@ -579,6 +597,7 @@ def read_log(path):
         return []
 
 
+@pytest.mark.contract
 def test_list_walk_under_concurrent_writes(srv):
     p = uprefix(srv, "walk")
     n = 1000
@@ -671,6 +690,7 @@ def test_list_walk_under_concurrent_writes(srv):
 
 # ---------------------------------------------------------- Idempotency-Key
 
+@pytest.mark.contract
 def test_idempotency_replays_first_answer(srv):
     key = ukey(srv)
     name = srv.unique("idem").capitalize()
@@ -712,6 +732,7 @@ def test_idempotency_replays_first_answer(srv):
     srv.problem(idem_post(srv, None, body), 409, "user-exists")
 
 
+@pytest.mark.contract
 def test_idempotency_concurrent_same_key_creates_once(srv):
     key = ukey(srv, "conc")
     name = srv.unique("conc")
@@ -742,6 +763,7 @@ def test_idempotency_concurrent_same_key_creates_once(srv):
     assert len(items) == 1 and compact(items[0]) == first.body, items
 
 
+@pytest.mark.contract
 def test_idempotency_in_flight_key_is_409_in_use(srv):
     # A request still in flight, pinned: its claim is written into the
     # registry as a running request leaves it (idem.c's table; a real one
@@ -769,6 +791,7 @@ def test_idempotency_in_flight_key_is_409_in_use(srv):
     assert no5xx(srv.get("users/" + name)).status == 404, "the request ran anyway"
 
 
+@pytest.mark.contract
 def test_idempotency_replays_user_exists_409(srv):
     name = srv.unique("exists")
     made = srv.create(name)
@@ -791,6 +814,7 @@ def test_idempotency_replays_user_exists_409(srv):
     assert_fresh(idem_post(srv, ukey(srv), body), 201)
 
 
+@pytest.mark.contract
 def test_idempotency_quoted_key_equals_bare(srv):
     for quoted_first in (True, False):
         bare = ukey(srv, "quo")
@@ -816,6 +840,7 @@ def test_idempotency_quoted_key_equals_bare(srv):
     assert_replay(first, idem_post(srv, '"%s"' % long, body))
 
 
+@pytest.mark.contract
 def test_idempotency_malformed_keys_are_400(srv):
     k = ukey(srv, "bad")
     cases = [
@@ -852,6 +877,7 @@ def test_idempotency_malformed_keys_are_400(srv):
     assert not bad, "%d of %d malformed keys not refused: %s" % (len(bad), len(cases), " || ".join(bad))
 
 
+@pytest.mark.contract
 def test_idempotency_early_answers_are_not_stored(srv):
     # step 3: 415 with a key; the key stays free
     key = ukey(srv, "s415")
@@ -885,6 +911,7 @@ def test_idempotency_early_answers_are_not_stored(srv):
     assert no5xx(srv.get("users/" + name)).status == 200
 
 
+@pytest.mark.contract
 def test_idempotency_400_and_422_are_stored(srv):
     # 400 malformed-json: stored, replayed, and the key is spent
     key = ukey(srv, "s-400")
@@ -926,6 +953,7 @@ def test_idempotency_400_and_422_are_stored(srv):
     assert_replay(first, idem_post(srv, key, body))
 
 
+@pytest.mark.contract
 def test_idempotency_keys_are_per_principal_under_access_self(srv):
     v = srv.variant(access="self")
     key = ukey(v, "scope")
@@ -950,6 +978,7 @@ def test_idempotency_keys_are_per_principal_under_access_self(srv):
         assert [i["username"] for i in items] == [n], items
 
 
+@pytest.mark.contract
 def test_idempotency_scope_is_the_whole_principal_name(srv):
     # Principals are whatever REMOTE_USER the front server sets (LDAP DNs,
     # certificate subjects, e-mail addresses can be long): two that share
@@ -969,6 +998,7 @@ def test_idempotency_scope_is_the_whole_principal_name(srv):
         "a replay of another principal's answer: " + r.describe()
 
 
+@pytest.mark.contract
 def test_idempotency_keys_are_global_under_access_open(srv):
     key = ukey(srv, "glob")
     name = srv.unique("glob")
@@ -981,6 +1011,7 @@ def test_idempotency_keys_are_global_under_access_open(srv):
                 422, "idempotency-key-reused")
 
 
+@pytest.mark.contract
 def test_idempotency_key_expires(srv):
     v = srv.variant(idempotency_ttl=1)
     key = ukey(v, "ttl")
