@@ -362,17 +362,13 @@ class Registry:
         t0 = time.monotonic()
         n = write_users(path, names)
         t1 = time.monotonic()
-        p = self.admin("init")
-        if p.returncode != 0:
-            raise BenchError("userreg init failed (%d): %s" % (
-                p.returncode, p.stderr.decode("utf-8", "replace").strip()
-                [-300:]))
-        p = self.admin("import", path)
+        for args in (("init",), ("import", path)):
+            p = self.admin(*args)
+            if p.returncode != 0:
+                os.unlink(path)
+                raise BenchError("userreg %s failed (%d): %s" % (
+                    args[0], p.returncode, admin_error(p)))
         os.unlink(path)
-        if p.returncode != 0:
-            raise BenchError("userreg import failed (%d): %s" % (
-                p.returncode, p.stderr.decode("utf-8", "replace").strip()
-                [-300:]))
         self.ctx.users[(self.backend.name, self.tag)] = n
         log("%s %s: %d users written in %.1fs, imported in %.1fs" % (
             self.backend.name, self.tag, n, t1 - t0,
@@ -432,6 +428,14 @@ class Registry:
     def drop(self):
         self.stop()
         self.backend.drop(self.tag)
+
+
+def admin_error(p):
+    """The gist of a failed admin tool run."""
+    err = p.stderr.decode("utf-8", "replace").strip()
+    if err.startswith("usage:"):
+        return "this admin tool does not know the command"
+    return " ".join(err.splitlines()[:3])[:300]
 
 
 def children(pid):
@@ -587,6 +591,8 @@ def run_rows(ctx, backend, ceilings):
         why = failure(e)
         log("%s rows: %s" % (backend.name, why))
         broken_all(keys, why)
+        if not any(m["pool"] == "rows" for m in memory):
+            memory.append({"pool": "rows", "broken": why})
         cgi = cgi or [{"title": t, "broken": why}
                       for t in ("GET hit", "POST create")]
     finally:
@@ -620,6 +626,8 @@ def run_rows(ctx, backend, ceilings):
         why = failure(e)
         log("%s delete: %s" % (backend.name, why))
         broken_all(["delete"], why)
+        if not any(m["pool"] == "delete" for m in memory):
+            memory.append({"pool": "delete", "broken": why})
     finally:
         reg.drop()
     return rows, memory, cgi
@@ -682,6 +690,9 @@ def run_sizes(ctx, backend):
             log("%s %d users: %s" % (backend.name, size, why))
             for k in ("get", "post"):
                 out.setdefault((size, k), {"broken": why})
+            pool = "%d users" % size
+            if not any(m["pool"] == pool for m in memory):
+                memory.append({"pool": pool, "broken": why})
         finally:
             reg.drop()
     return out, memory
