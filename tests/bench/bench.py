@@ -496,10 +496,12 @@ def proc_status(pid):
 
 # ------------------------------------------------------------------ phases
 
-def run_ceilings(ctx):
-    """{(key, conns): result} for every ceiling load."""
+def run_ceilings(ctx, keys=None):
+    """{(key, conns): result} for every ceiling load (or those in keys)."""
     out = {}
-    for responder in ("trivial", "durable"):
+    wanted = [k for k in CEILINGS if keys is None or k[0] in keys]
+    for responder in sorted(set(who for _, who, _ in wanted),
+                            key=("trivial", "durable").index):
         sock = os.path.join(ctx.scratch, responder + ".sock")
         argv = [ctx.ceiling, sock, str(ctx.workers)]
         if responder == "durable":
@@ -507,12 +509,12 @@ def run_ceilings(ctx):
         try:
             site = Site(ctx, responder, argv, sock)
         except Exception as e:
-            for key, who, _ in CEILINGS:
+            for key, who, _ in wanted:
                 for c in CONNECTIONS:
                     if who == responder:
                         out[(key, c)] = {"broken": failure(e)}
             continue
-        for key, who, method in CEILINGS:
+        for key, who, method in wanted:
             if who != responder:
                 continue
             for c in CONNECTIONS:
@@ -825,6 +827,24 @@ def markdown(ctx, ceil, results):
             L.append("| %s | %s | %d | %s | %s | %s | %s |" % (
                 who, method, c, rate(res), us(res.get("p50_us")),
                 us(res.get("p99_us")), answers(res)))
+    drift = []
+    for c in CONNECTIONS:
+        res = ctx.again.get(("trivial-get", c), {"broken": "not run"})
+        L.append("| trivial, at the end | GET | %d | %s | %s | %s | %s |" % (
+            c, rate(res), us(res.get("p50_us")), us(res.get("p99_us")),
+            answers(res)))
+        r = ratio(res, ceil[("trivial-get", c)])
+        if r is not None:
+            drift.append((c, r))
+    L.append("")
+    if drift:
+        worst = max(abs(r - 1.0) for _, r in drift)
+        L.append("The trivial GET at the end of the run came to %s of its "
+                 "figure at the start%s." % (
+                     " and ".join("%.2f (%s)" % (r, conns(c))
+                                  for c, r in drift),
+                     "" if worst <= 0.10 else ": **the machine was not "
+                     "quiet; compare these figures with care**"))
     for b in results:
         name = b["backend"]
         L.append("")
@@ -1015,6 +1035,10 @@ def junit(path, ctx, ceil, results, elapsed):
         for c in CONNECTIONS:
             cases.append(("bench.ceiling", "%s responder %s, %s" % (
                 who, method, conns(c)), ceil[(key, c)]))
+    for c in CONNECTIONS:
+        cases.append(("bench.ceiling", "trivial responder GET at the end, "
+                      "%s" % conns(c), ctx.again.get(("trivial-get", c),
+                                                     {"broken": "not run"})))
     for b in results:
         cls = "bench." + b["backend"]
         for key, title, _, _ in ROWS:
@@ -1053,7 +1077,7 @@ def jsonable(ctx, ceil, results):
         return {"%s@%s" % k: v for k, v in d.items()}
     return {"started": ctx.started, "quick": ctx.quick,
             "seconds": ctx.seconds, "workers": ctx.workers,
-            "ceilings": keyed(ceil),
+            "ceilings": keyed(ceil), "ceilings_at_end": keyed(ctx.again),
             "backends": [{"backend": b["backend"], "rows": keyed(b["rows"]),
                           "sizes": keyed(b["sizes"]),
                           "memory": b["memory"], "cgi": b["cgi"],
@@ -1094,6 +1118,7 @@ def main():
     ctx.sizes = sorted(int(s) for s in sizes.replace(",", " ").split())
     ctx.workers = opts.workers
     ctx.users = {}
+    ctx.again = {}
     ctx.log_level = os.environ.get("BENCH_LOG_LEVEL", "warn")
     build = os.path.abspath(opts.build)
     tools = os.path.abspath(opts.tools or os.path.join(build,
@@ -1153,6 +1178,8 @@ def main():
             b["targets"] = build_targets(ctx, ceil, rows, sizes, memory,
                                          cgi)
             results.append(b)
+        # The trivial GET once more: a machine that was not quiet shows.
+        ctx.again = run_ceilings(ctx, ("trivial-get",))
     except KeyboardInterrupt:
         log("interrupted")
         PROCS.stop_all()
@@ -1174,7 +1201,8 @@ def main():
     print(md)
     print("Written to %s: results.md, results.json%s" % (
         out, ", %d PNG" % len(pngs) if pngs else ""))
-    broken = [1 for r in ceil.values() if "broken" in r]
+    broken = [1 for r in list(ceil.values()) + list(ctx.again.values())
+              if "broken" in r]
     for b in results:
         broken += [1 for r in b["rows"].values() if "broken" in r]
         broken += [1 for r in b["sizes"].values() if "broken" in r]
