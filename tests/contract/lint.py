@@ -19,6 +19,8 @@ directory is $USERREG_NPM_PREFIX, default var/npm), then checks:
                       and resolution
   response-statuses   every problem a response names has that response's
                       status
+  api-md-metrics      the metric families of docs/API.md are those
+                      fcgi-app/metrics.c renders, with the same types
 
 Prints one line per check and a last line "N passed, M failed"; with
 --junit writes the same as JUnit XML (one testcase per check). Exits 0 when
@@ -43,6 +45,7 @@ import tools  # noqa: E402
 ROOT = tools.ROOT
 SPEC = os.path.join(ROOT, "docs", "openapi.yaml")
 PROBLEM_C = os.path.join(ROOT, "fcgi-app", "problem.c")
+METRICS_C = os.path.join(ROOT, "fcgi-app", "metrics.c")
 NGINX_SNIPPET = os.path.join(ROOT, "conf", "nginx-userreg.conf.in")
 API_MD = os.path.join(ROOT, "docs", "API.md")
 RUN_TIMEOUT = 300
@@ -51,7 +54,8 @@ BASE_MEMBERS = ("type", "title", "status", "detail", "instance", "error",
 RESOLUTIONS = {"R_REFETCH": "refetch-and-retry", "R_RETRY": "retry-after",
                "R_NONE": "none", "R_CHANGE": "change-request"}
 CHECKS = ("redocly-lint", "service-catalogue", "front-catalogue",
-          "no-stale-types", "api-md-catalogue", "response-statuses")
+          "no-stale-types", "api-md-catalogue", "response-statuses",
+          "api-md-metrics")
 
 
 class CheckFailed(Exception):
@@ -259,6 +263,22 @@ def api_md_types():
     return out
 
 
+def metric_families():
+    """({name: type} rendered by metrics.c, {name: type} in API.md)."""
+    with open(METRICS_C) as f:
+        code = dict(re.findall(r'family\(\s*b,\s*"(\w+)",\s*"(\w+)"',
+                               f.read()))
+    doc = {}
+    with open(API_MD) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 2 and re.fullmatch(r"`userreg_\w+`", cells[0]):
+                doc[cells[0].strip("`")] = cells[1]
+    if not code:
+        raise CheckFailed(["no metric families found in %s" % METRICS_C])
+    return code, doc
+
+
 # ------------------------------------------------------- response statuses
 
 def response_statuses(doc):
@@ -366,6 +386,14 @@ def run_checks(spec):
     check("no-stale-types", stale)
     check("api-md-catalogue", api_md)
     check("response-statuses", statuses)
+
+    def metrics(notes):
+        code, doc = metric_families()
+        return ["API.md: %s is %s, metrics.c renders %s" % (
+            n, doc.get(n, "not listed"), code.get(n, "no such family"))
+            for n in sorted(set(code) | set(doc)) if code.get(n) != doc.get(n)]
+
+    check("api-md-metrics", metrics)
     return results
 
 

@@ -88,12 +88,15 @@ against this service through nginx):
      ("#UPSTREAM_NOT_IMPLEMENTED" is logged).
 
 What Prism changes on the way in: a JSON request body is parsed and sent
-re-serialized (compact, duplicate members collapsed, Content-Length
-recomputed), so tests of exact body bytes (duplicate members, "same bytes"
-for Idempotency-Key, malformed JSON, truncated bodies) go to the service
-directly; the path is normalized (posix.join) and the query re-encoded;
-Host is replaced. Headers such as If-Match and Idempotency-Key pass
-unchanged.
+re-serialized (compact, Content-Length recomputed), and an object naming a
+member twice keeps only the last: {"username":"a","username":"x"} reaches
+the service as {"username":"x"} and creates x instead of answering 400
+duplicate-member. So tests of exact body bytes (duplicate members, "same
+bytes" for Idempotency-Key, malformed JSON, truncated bodies) go to the
+service directly. The path is normalized (posix.join), the query parsed
+and re-encoded, Host replaced; headers such as If-Match and
+Idempotency-Key pass unchanged. Prism sets no timeout of its own on the
+upstream: a request the upstream does not answer waits as long as it.
 
 So a fixture detects a violation reliably by: any sl-violations entry whose
 location starts with "response" (any severity), or an unparseable
@@ -247,11 +250,6 @@ def stop(p, timeout=STOP_TIMEOUT):
             p.popen.wait(wait)
         except subprocess.TimeoutExpired:
             continue
-    # Anything left in its group (it forks nothing by default) goes too.
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     return p.popen.poll()
 
 
