@@ -19,6 +19,9 @@ and stops Prism by its pid:
         prism.stop(p)                     # exit status; p.log holds its log
 
 start() installs the pinned tools first when they are missing (tools.py).
+The description's paths are relative to base_path "/": put Prism only in
+front of a server with that base path (a request for /api/users matches no
+operation, see 6 below).
 
 How Prism reports a violation in proxy mode with --errors
 ---------------------------------------------------------

@@ -81,7 +81,8 @@ def ensure(log=None):
         return where
     npm = shutil.which("npm")
     if npm is None:
-        raise ToolError("npm is not installed (Debian: apt-get install npm)")
+        raise ToolError("npm is not installed (the tools need Node.js 20.19 "
+                        "or later, with npm)")
     os.makedirs(where, exist_ok=True)
     specs = ["%s@%s" % (p, PINNED[p]) for p in todo]
     if log:
