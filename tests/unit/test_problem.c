@@ -32,7 +32,6 @@ static const struct slug_case catalogue[] = {
 	{ PROBLEM_STALE_VERSION, "stale-version", 409, "refetch-and-retry" },
 	{ PROBLEM_BUSINESS_RULE, "business-rule-violation", 409,
 	    "change-request" },
-	{ PROBLEM_IDEM_IN_USE, "idempotency-key-in-use", 409, "retry-after" },
 	{ PROBLEM_PRECONDITION_FAILED, "precondition-failed", 412,
 	    "refetch-and-retry" },
 	{ PROBLEM_PRECONDITION_REQUIRED, "precondition-required", 428,
