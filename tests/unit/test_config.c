@@ -3,6 +3,7 @@
 #include <criterion/new/assert.h>
 #include <criterion/parameterized.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,10 @@ Test(config, defaults_match_the_contract)
 
 	memset(&cfg, 0xa5, sizeof(cfg));
 	config_defaults(&cfg);
-	cr_assert(eq(str, cfg.registry, "var/users.db"));
+	cr_assert(eq(str, cfg.registry, USERREG_STATE_DIR "/users.db"));
+	/* Never relative to wherever a command happens to run. */
+	cr_assert(eq(chr, cfg.registry[0], '/'));
+	cr_assert(eq(str, cfg.log_file, ""));
 	cr_assert(eq(str, cfg.base_path, "/"));
 	cr_assert(eq(int, (int)cfg.access, (int)CONFIG_ACCESS_OPEN));
 	cr_assert(eq(int, (int)cfg.signup, (int)CONFIG_SIGNUP_OPEN));
@@ -79,6 +83,8 @@ Test(config, defaults_match_the_contract)
 	cr_assert(eq(int, cfg.busy_timeout_ms, 5000));
 	cr_assert(eq(i64, cfg.idempotency_ttl, 24 * 3600));
 	cr_assert(eq(int, (int)cfg.log_level, (int)CONFIG_LOG_INFO));
+	cr_assert(eq(int, cfg.metrics, 1));
+	cr_assert(eq(int, cfg.group_commit, 1));
 }
 
 Test(config, limits_have_their_documented_values)
@@ -129,6 +135,10 @@ field_value(const struct config *cfg, const char *key)
 		return cfg->idempotency_ttl;
 	if (strcmp(key, "log_level") == 0)
 		return cfg->log_level;
+	if (strcmp(key, "metrics") == 0)
+		return cfg->metrics;
+	if (strcmp(key, "group_commit") == 0)
+		return cfg->group_commit;
 	cr_assert(0, "no numeric field for key %s", key);
 	return -1;
 }
@@ -140,6 +150,8 @@ field_str(const struct config *cfg, const char *key)
 		return cfg->registry;
 	if (strcmp(key, "base_path") == 0)
 		return cfg->base_path;
+	if (strcmp(key, "log_file") == 0)
+		return cfg->log_file;
 	return NULL;
 }
 
@@ -149,6 +161,11 @@ ParameterizedTestParameters(config, set_accepts)
 		{ "registry", "/var/lib/userreg/users.db", 0,
 		    "/var/lib/userreg/users.db" },
 		{ "registry", "users.db", 0, "users.db" },
+		{ "registry", "postgresql://u@db.example.org/reg", 0,
+		    "postgresql://u@db.example.org/reg" },
+		{ "log_file", "/var/log/userreg.log", 0,
+		    "/var/log/userreg.log" },
+		{ "log_file", "userreg.log", 0, "userreg.log" },
 		{ "base_path", "/", 0, "/" },
 		{ "base_path", "/api", 0, "/api/" },
 		{ "base_path", "/api/", 0, "/api/" },
@@ -176,6 +193,10 @@ ParameterizedTestParameters(config, set_accepts)
 		{ "log_level", "warn", CONFIG_LOG_WARN, "" },
 		{ "log_level", "info", CONFIG_LOG_INFO, "" },
 		{ "log_level", "debug", CONFIG_LOG_DEBUG, "" },
+		{ "metrics", "off", 0, "" },
+		{ "metrics", "on", 1, "" },
+		{ "group_commit", "off", 0, "" },
+		{ "group_commit", "on", 1, "" },
 	};
 
 	return cr_make_param_array(struct good_case, cases,
@@ -194,6 +215,8 @@ ParameterizedTest(struct good_case *c, config, set_accepts)
 	cfg.busy_timeout_ms = 33;
 	cfg.max_body = 33;
 	cfg.idempotency_ttl = 33;
+	cfg.metrics = 33;
+	cfg.group_commit = 33;
 	cr_assert(eq(int, config_set(&cfg, c->key, c->value, err,
 	    sizeof(err)), 0), "%s = [%s]: %s", c->key, c->value, err);
 	if ((s = field_str(&cfg, c->key)) != NULL)
@@ -219,7 +242,10 @@ Test(config, every_key_is_read_from_a_file)
 	    "max_depth = 4\n"
 	    "busy_timeout_ms = 250\n"
 	    "idempotency_ttl = 600\n"
-	    "log_level = debug\n");
+	    "log_level = debug\n"
+	    "log_file = /var/log/userreg.log\n"
+	    "metrics = off\n"
+	    "group_commit = off\n");
 	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
 	cr_assert(eq(str, cfg.registry, "/srv/reg/users.db"));
 	cr_assert(eq(str, cfg.base_path, "/api/"));
@@ -231,6 +257,9 @@ Test(config, every_key_is_read_from_a_file)
 	cr_assert(eq(int, cfg.busy_timeout_ms, 250));
 	cr_assert(eq(i64, cfg.idempotency_ttl, 600));
 	cr_assert(eq(int, (int)cfg.log_level, (int)CONFIG_LOG_DEBUG));
+	cr_assert(eq(str, cfg.log_file, "/var/log/userreg.log"));
+	cr_assert(eq(int, cfg.metrics, 0));
+	cr_assert(eq(int, cfg.group_commit, 0));
 }
 
 Test(config, a_later_line_overrides_an_earlier_one)
@@ -314,8 +343,18 @@ ParameterizedTestParameters(config, set_refuses)
 		{ "log_level", "trace" },
 		{ "log_level", "warning" },
 		{ "log_level", "INFO" },
+		{ "metrics", "" },
+		{ "metrics", "yes" },
+		{ "metrics", "1" },
+		{ "metrics", "ON" },
+		{ "metrics", "on " },
+		{ "group_commit", "" },
+		{ "group_commit", "true" },
+		{ "group_commit", "0" },
+		{ "group_commit", "Off" },
 		/* paths */
 		{ "registry", "" },
+		{ "log_file", "" },
 		{ "base_path", "" },
 		{ "base_path", "api/" },
 		{ "base_path", "api" },
@@ -434,7 +473,7 @@ Test(config, registry_path_length_is_bounded)
 	v[CONFIG_PATH_MAX] = '\0';
 	cr_assert(eq(int, config_set(&cfg, "registry", v, err,
 	    sizeof(err)), -1));
-	cr_assert(eq(str, cfg.registry, "var/users.db"));
+	cr_assert(eq(str, cfg.registry, USERREG_STATE_DIR "/users.db"));
 	free(v);
 }
 
@@ -472,9 +511,9 @@ Test(config, value_keeps_inner_spaces_and_equals_signs)
 	struct config cfg;
 	char err[256];
 
-	write_conf("registry =  my dir/a=b.db  \n");
+	write_conf("registry =  /srv/my dir/a=b.db  \n");
 	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
-	cr_assert(eq(str, cfg.registry, "my dir/a=b.db"));
+	cr_assert(eq(str, cfg.registry, "/srv/my dir/a=b.db"));
 }
 
 struct file_error_case {
@@ -600,5 +639,120 @@ Test(config, line_too_long_reports_its_line_number)
 	snprintf(want, sizeof(want), "%s:3: line too long", confpath);
 	cr_assert(eq(str, err, want));
 	free(line);
+	free(text);
+}
+
+/* ---- paths in a file are taken from the file's directory ---------------- */
+
+/* The fixture's directory as the file's readers see it (no symlinks). */
+static void
+real_tmpdir(char buf[PATH_MAX])
+{
+	cr_assert(not(eq(ptr, realpath(tmpdir, buf), NULL)));
+}
+
+Test(config, relative_registry_is_taken_from_the_files_directory)
+{
+	struct config cfg;
+	char err[512], dir[PATH_MAX], want[PATH_MAX + 64];
+
+	real_tmpdir(dir);
+	write_conf("registry = users.db\n");
+	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
+	snprintf(want, sizeof(want), "%s/users.db", dir);
+	cr_assert(eq(str, cfg.registry, want));
+	write_conf("registry = var/my dir/a=b.db\n");
+	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
+	snprintf(want, sizeof(want), "%s/var/my dir/a=b.db", dir);
+	cr_assert(eq(str, cfg.registry, want));
+}
+
+Test(config, relative_log_file_is_taken_from_the_files_directory)
+{
+	struct config cfg;
+	char err[512], dir[PATH_MAX], want[PATH_MAX + 64];
+
+	real_tmpdir(dir);
+	write_conf("log_file = log/userreg.log\n");
+	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
+	snprintf(want, sizeof(want), "%s/log/userreg.log", dir);
+	cr_assert(eq(str, cfg.log_file, want));
+}
+
+Test(config, config_named_by_a_relative_path_still_gives_absolute_paths)
+{
+	struct config cfg;
+	char err[512], dir[PATH_MAX], want[PATH_MAX + 64], cwd[PATH_MAX], rel[128];
+
+	real_tmpdir(dir);
+	write_conf("registry = users.db\nlog_file = u.log\n");
+	cr_assert(not(eq(ptr, getcwd(cwd, sizeof(cwd)), NULL)));
+	/* From the file's own directory, and from its parent. */
+	cr_assert(eq(int, chdir(tmpdir), 0));
+	config_defaults(&cfg);
+	cr_assert(eq(int, config_load(&cfg, "userreg.conf", err, sizeof(err)),
+	    0), "%s", err);
+	snprintf(want, sizeof(want), "%s/users.db", dir);
+	cr_assert(eq(str, cfg.registry, want));
+	snprintf(want, sizeof(want), "%s/u.log", dir);
+	cr_assert(eq(str, cfg.log_file, want));
+	cr_assert(eq(int, chdir(".."), 0));
+	config_defaults(&cfg);
+	snprintf(rel, sizeof(rel), "%s/userreg.conf", strrchr(tmpdir, '/') + 1);
+	cr_assert(eq(int, config_load(&cfg, rel, err, sizeof(err)), 0), "%s",
+	    err);
+	snprintf(want, sizeof(want), "%s/users.db", dir);
+	cr_assert(eq(str, cfg.registry, want));
+	cr_assert(eq(int, chdir(cwd), 0));
+}
+
+Test(config, absolute_paths_in_a_file_are_kept)
+{
+	struct config cfg;
+	char err[512];
+
+	write_conf("registry = /srv/userreg/users.db\n"
+	    "log_file = /var/log/userreg.log\n");
+	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
+	cr_assert(eq(str, cfg.registry, "/srv/userreg/users.db"));
+	cr_assert(eq(str, cfg.log_file, "/var/log/userreg.log"));
+}
+
+Test(config, postgresql_registry_in_a_file_is_kept_as_it_is)
+{
+	struct config cfg;
+	char err[512];
+
+	write_conf("registry = postgresql://userreg@db.example.org/reg\n");
+	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
+	cr_assert(eq(str, cfg.registry,
+	    "postgresql://userreg@db.example.org/reg"));
+	write_conf("registry = postgres:///reg?host=/run/postgresql\n");
+	cr_assert(eq(int, load(&cfg, err, sizeof(err)), 0), "%s", err);
+	cr_assert(eq(str, cfg.registry, "postgres:///reg?host=/run/postgresql"));
+}
+
+Test(config, relative_path_too_long_once_taken_from_the_directory)
+{
+	struct config cfg;
+	char err[512], want[512];
+	char *text = malloc(CONFIG_PATH_MAX + 64);
+	size_t n;
+
+	cr_assert(not(eq(ptr, text, NULL)));
+	/*
+	 * 4080 bytes fit a path and the line; the directory in front makes
+	 * them more than CONFIG_PATH_MAX.
+	 */
+	n = (size_t)snprintf(text, CONFIG_PATH_MAX + 64, "registry = ");
+	memset(text + n, 'r', 4080);
+	n += 4080;
+	memcpy(text + n, "\n", 2);
+	write_conf_len(text, n + 1);
+	cr_assert(eq(int, load(&cfg, err, sizeof(err)), -1));
+	snprintf(want, sizeof(want), "%s:1: 'registry' is too long once taken "
+	    "from the config file's directory", confpath);
+	cr_assert(eq(str, err, want));
+	cr_assert(eq(str, cfg.registry, USERREG_STATE_DIR "/users.db"));
 	free(text);
 }
