@@ -1,4 +1,4 @@
-/* test_idem.c: Idempotency-Key syntax and the stored-answer encoding. */
+/* test_idem.c: Idempotency-Key syntax, scope, fingerprint, replay, store. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <criterion/parameterized.h>
@@ -6,10 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "http.h"
 #include "idem.h"
 #include "registry.h"
+#include "sha256.h"
+#include "support.h"
 
 /*
  * Parameters hold arrays, not pointers: Criterion runs each test in a
@@ -129,195 +134,313 @@ Test(idem, quoted_length_counts_unescaped_characters)
 	free(k);
 }
 
-/* ---- idem_encode / idem_decode ------------------------------------------ */
 
-Test(idem, round_trip_restores_headers_type_and_body)
+/* ---- idem_init ---------------------------------------------------------- */
+
+static struct config cfg;
+
+/* A POST carrying key (NULL for none) from user with body. */
+static struct http_request
+post(const char *key, const char *user, const char *body)
 {
-	struct http_response in, out;
-	const char body[] = "{\"username\":\"alice\",\"roles\":[]}";
-	char *buf;
-	size_t len = 0, i;
+	struct http_request req;
 
-	http_response_init(&in);
-	in.status = 201;
-	in.content_type = "application/json";
-	in.body = strdup(body);
-	in.body_len = strlen(body);
-	cr_assert(eq(int, http_add_header(&in, "ETag", "\"7\""), 0));
-	cr_assert(eq(int, http_add_header(&in, "Content-Location",
-	    "/api/users/alice"), 0));
-	cr_assert(eq(int, http_add_header(&in, "Location",
-	    "/api/users/alice"), 0));
-
-	buf = idem_encode(&in, &len);
-	cr_assert(not(eq(ptr, buf, NULL)));
-	cr_assert(eq(sz, len, strlen(buf)));
-
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(buf, len, 201, &out), 0));
-	cr_assert(eq(int, out.status, 201));
-	cr_assert(eq(str, (char *)out.content_type, "application/json"));
-	cr_assert(eq(sz, out.nheaders, 3));
-	for (i = 0; i < 3; i++) {
-		cr_assert(eq(str, (char *)out.headers[i].name,
-		    (char *)in.headers[i].name));
-		cr_assert(eq(str, out.headers[i].value, in.headers[i].value));
-	}
-	cr_assert(eq(sz, out.body_len, in.body_len));
-	cr_assert(eq(int, memcmp(out.body, body, out.body_len), 0));
-	cr_assert(eq(chr, out.body[out.body_len], '\0'));
-	free(buf);
-	http_response_release(&in);
-	http_response_release(&out);
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.path = "/users";
+	req.query = "";
+	req.idempotency_key = key;
+	req.remote_user = user;
+	req.body = (char *)body;
+	req.body_len = strlen(body);
+	req.content_length = req.body_len;
+	return req;
 }
 
-Test(idem, round_trip_of_a_problem_with_newlines_in_the_body)
+Test(idem, request_without_a_valid_key_is_inactive)
 {
-	struct http_response in, out;
-	const char body[] = "{\"a\":1}\n\nX-Evil: 1\n\n";
-	char *buf;
-	size_t len = 0;
+	struct http_request req = post(NULL, NULL, "{}");
+	struct idem idem;
 
-	http_response_init(&in);
-	in.status = 409;
-	in.content_type = "application/problem+json";
-	in.body = strdup(body);
-	in.body_len = strlen(body);
-	buf = idem_encode(&in, &len);
-	cr_assert(not(eq(ptr, buf, NULL)));
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(buf, len, 409, &out), 0));
-	cr_assert(eq(int, out.status, 409));
-	cr_assert(eq(str, (char *)out.content_type,
-	    "application/problem+json"));
-	cr_assert(eq(sz, out.nheaders, 0));
-	cr_assert(eq(sz, out.body_len, strlen(body)));
-	cr_assert(eq(int, memcmp(out.body, body, out.body_len), 0));
-	free(buf);
-	http_response_release(&in);
-	http_response_release(&out);
+	config_defaults(&cfg);
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(int, idem.active, 0));
+	req = post("a b", NULL, "{}");
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(int, idem.active, 0));
+	req = post("", NULL, "{}");
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(int, idem.active, 0));
 }
 
-Test(idem, round_trip_without_a_body)
+Test(idem, quoted_key_names_the_same_key_as_bare)
 {
-	struct http_response in, out;
-	char *buf;
-	size_t len = 0;
+	struct http_request req = post("\"a\\\"b\"", NULL, "{}");
+	struct idem idem;
 
-	http_response_init(&in);
-	in.status = 204;
-	buf = idem_encode(&in, &len);
-	cr_assert(not(eq(ptr, buf, NULL)));
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(buf, len, 204, &out), 0));
-	cr_assert(eq(int, out.status, 204));
-	cr_assert(eq(ptr, (void *)out.content_type, NULL));
-	cr_assert(eq(sz, out.nheaders, 0));
-	cr_assert(eq(sz, out.body_len, 0));
-	cr_assert(eq(ptr, out.body, NULL));
-	free(buf);
-	http_response_release(&out);
+	config_defaults(&cfg);
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(int, idem.active, 1));
+	cr_assert(eq(str, idem.key, "a\"b"));
+	req = post("a\"b", NULL, "{}");
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(str, idem.key, "a\"b"));
 }
 
-Test(idem, replay_drops_headers_it_does_not_know)
+Test(idem, fingerprint_is_the_sha256_of_the_body_bytes)
 {
-	struct http_response in, out;
-	char *buf;
-	size_t len = 0;
+	struct http_request req = post("k", NULL, "");
+	struct idem idem;
+	char want[SHA256_HEX_SIZE];
 
-	http_response_init(&in);
-	in.status = 201;
-	in.content_type = "application/json";
-	in.body = strdup("{}");
-	in.body_len = 2;
-	cr_assert(eq(int, http_add_header(&in, "X-Request-Id",
-	    "0b5e3c1a-9d2f-4e6b-8a7c-1d2e3f405162"), 0));
-	cr_assert(eq(int, http_add_header(&in, "ETag", "\"3\""), 0));
-	cr_assert(eq(int, http_add_header(&in, "Idempotent-Replayed",
-	    "true"), 0));
-	buf = idem_encode(&in, &len);
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(buf, len, 201, &out), 0));
-	cr_assert(eq(sz, out.nheaders, 1));
-	cr_assert(eq(str, (char *)http_header(&out, "ETag"), "\"3\""));
-	cr_assert(eq(ptr, (void *)http_header(&out, "X-Request-Id"), NULL));
-	free(buf);
-	http_response_release(&in);
-	http_response_release(&out);
+	config_defaults(&cfg);
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(str, idem.fingerprint, "e3b0c44298fc1c149afbf4c8996fb924"
+	    "27ae41e4649b934ca495991b7852b855"));
+	req = post("k", NULL, "{\"username\":\"carol\"}");
+	idem_init(&idem, &cfg, &req);
+	sha256_hex(req.body, req.body_len, want);
+	cr_assert(eq(str, idem.fingerprint, want));
 }
 
-Test(idem, decode_gives_static_names_case_folded)
+Test(idem, scope_is_global_under_open_access)
 {
-	const char buf[] = "content-type: APPLICATION/JSON\n"
-	    "etag: \"9\"\nlink: </users?cursor=x>; rel=\"next\"\n\n[]";
-	struct http_response out;
+	struct http_request req = post("k", "alice", "{}");
+	struct idem idem;
 
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(buf, sizeof(buf) - 1, 200, &out), 0));
-	cr_assert(eq(str, (char *)out.content_type, "application/json"));
-	cr_assert(eq(sz, out.nheaders, 2));
-	cr_assert(eq(str, (char *)out.headers[0].name, "ETag"));
-	cr_assert(eq(str, (char *)out.headers[1].name, "Link"));
-	cr_assert(eq(str, out.headers[1].value,
-	    "</users?cursor=x>; rel=\"next\""));
-	cr_assert(eq(str, out.body, "[]"));
-	http_response_release(&out);
+	config_defaults(&cfg);
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(int, idem.active, 1));
+	cr_assert(eq(str, idem.scope, ""));
 }
 
-struct garbage_case {
-	char buf[64];
-};
-
-ParameterizedTestParameters(idem, decode_refuses_garbage)
+Test(idem, scope_is_the_hashed_principal_under_self_access)
 {
-	static struct garbage_case cases[] = {
-		{ "" },				/* nothing at all */
-		{ "garbage" },			/* no line end */
-		{ "ETag: \"1\"" },		/* unterminated header */
-		{ "ETag: \"1\"\n" },		/* no blank line */
-		{ "no colon here\n\n{}" },
-		{ "ETag:\n\n{}" },		/* no room for ": " */
-		{ "ETag: a\rb\n\n{}" },		/* CR in a value */
-		{ "Content-Type: a\nETag\n\n" },
-	};
+	struct http_request req = post("k", "alice", "{}");
+	struct idem idem;
+	char want[SHA256_HEX_SIZE];
 
-	return cr_make_param_array(struct garbage_case, cases,
-	    sizeof(cases) / sizeof(cases[0]));
+	config_defaults(&cfg);
+	cfg.access = CONFIG_ACCESS_SELF;
+	idem_init(&idem, &cfg, &req);
+	sha256_hex("alice", 5, want);
+	cr_assert(eq(str, idem.scope, want));
+	/* No principal: the global scope. */
+	req = post("k", "", "{}");
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(str, idem.scope, ""));
+	req = post("k", NULL, "{}");
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(str, idem.scope, ""));
 }
 
-ParameterizedTest(struct garbage_case *c, idem, decode_refuses_garbage)
-{
-	struct http_response out;
+/* ---- idem_store and idem_lookup over a registry -------------------------- */
 
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(c->buf, strlen(c->buf), 200, &out), -1),
-	    "[%s]", c->buf);
-	http_response_release(&out);
+static char tmpdir[64];
+static struct registry *reg;
+
+static void
+open_registry(void)
+{
+	char path[128];
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_idem.XXXXXX");
+	cr_assert(not(eq(ptr, mkdtemp(tmpdir), NULL)));
+	snprintf(path, sizeof(path), "%s/users.db", tmpdir);
+	reg = registry_open(path, 2000, REG_OPEN_CREATE, NULL, NULL);
+	cr_assert(not(eq(ptr, reg, NULL)));
+	config_defaults(&cfg);
 }
 
-Test(idem, decode_refuses_more_headers_than_a_response_holds)
+static void
+close_registry(void)
 {
-	struct http_response out;
-	char buf[1024];
-	size_t n = 0, i;
-
-	for (i = 0; i <= HTTP_HEADERS_MAX; i++)
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-		    "Link: <%zu>\n", i);
-	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\n{}");
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(buf, n, 200, &out), -1));
-	http_response_release(&out);
+	registry_close(reg);
+	reg = NULL;
+	support_remove_dir(tmpdir);
 }
 
-Test(idem, decode_reads_only_len_bytes)
+static int
+count_one(void *arg, const char *scope, const char *key,
+    const struct reg_idem *rec)
 {
-	const char buf[] = "ETag: \"1\"\n\n{}TRAILING";
-	struct http_response out;
+	(void)scope;
+	(void)key;
+	(void)rec;
+	(*(int *)arg)++;
+	return 0;
+}
 
-	http_response_init(&out);
-	cr_assert(eq(int, idem_decode(buf, strlen(buf) - 8, 200, &out), 0));
-	cr_assert(eq(sz, out.body_len, 2));
-	cr_assert(eq(str, out.body, "{}"));
-	http_response_release(&out);
+/* How many idempotency records the registry holds. */
+static int
+records(void)
+{
+	int n = 0;
+
+	cr_assert(eq(int, registry_idem_scan(reg, count_one, &n), REG_OK));
+	return n;
+}
+
+/* A 201 with a body and two headers, as a create answers. */
+static void
+created(struct http_response *resp)
+{
+	struct json_object *o = json_object_new_object();
+
+	http_response_init(resp);
+	json_object_object_add(o, "username", json_object_new_string("carol"));
+	cr_assert(eq(int, http_set_json(resp, 201, "application/json", o), 0));
+	json_object_put(o);
+	http_add_header(resp, "ETag", "\"3\"");
+	http_add_header(resp, "Location", "/users/carol");
+}
+
+/* Stores resp as idem's answer in a transaction of its own. */
+static enum reg_err
+store(const struct idem *idem, const struct http_response *resp)
+{
+	enum reg_err rc;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	if ((rc = idem_store(idem, reg, cfg.idempotency_ttl, resp)) == REG_OK)
+		cr_assert(eq(int, registry_commit(reg), REG_OK));
+	else
+		registry_rollback(reg);
+	return rc;
+}
+
+Test(idem, stored_answer_replays_marked_as_a_replay,
+    .init = open_registry, .fini = close_registry)
+{
+	struct http_request req = post("k", NULL, "{\"username\":\"carol\"}");
+	struct http_response first, again;
+	struct idem idem;
+
+	idem_init(&idem, &cfg, &req);
+	created(&first);
+	cr_assert(eq(int, store(&idem, &first), REG_OK));
+	http_response_init(&again);
+	cr_assert(eq(int, idem_lookup(&idem, reg, &again), REG_IDEM_DONE));
+	cr_assert(eq(int, again.status, 201));
+	cr_assert(eq(str, (char *)again.content_type, "application/json"));
+	cr_assert(eq(str, again.body, first.body));
+	cr_assert(eq(str, (char *)http_header(&again, "ETag"), "\"3\""));
+	cr_assert(eq(str, (char *)http_header(&again, "Location"),
+	    "/users/carol"));
+	cr_assert(eq(str, (char *)http_header(&again, "Idempotent-Replayed"),
+	    "true"));
+	http_response_release(&first);
+	http_response_release(&again);
+}
+
+Test(idem, another_body_with_the_key_is_a_mismatch,
+    .init = open_registry, .fini = close_registry)
+{
+	struct http_request req = post("k", NULL, "{\"username\":\"carol\"}");
+	struct http_response first, again;
+	struct idem idem;
+
+	idem_init(&idem, &cfg, &req);
+	created(&first);
+	cr_assert(eq(int, store(&idem, &first), REG_OK));
+	req = post("k", NULL, "{\"username\":\"dave\"}");
+	idem_init(&idem, &cfg, &req);
+	http_response_init(&again);
+	cr_assert(eq(int, idem_lookup(&idem, reg, &again), REG_IDEM_MISMATCH));
+	cr_assert(eq(ptr, again.body, NULL));
+	http_response_release(&first);
+	http_response_release(&again);
+}
+
+Test(idem, unknown_key_is_not_found, .init = open_registry,
+    .fini = close_registry)
+{
+	struct http_request req = post("k", NULL, "{}");
+	struct http_response resp;
+	struct idem idem;
+
+	idem_init(&idem, &cfg, &req);
+	http_response_init(&resp);
+	cr_assert(eq(int, idem_lookup(&idem, reg, &resp), REG_NOT_FOUND));
+	cr_assert(eq(int, resp.status, 500), "resp was touched");
+	http_response_release(&resp);
+}
+
+Test(idem, store_keeps_final_answers_for_the_ttl, .init = open_registry,
+    .fini = close_registry)
+{
+	struct http_request req = post("k", NULL, "{}");
+	struct http_response resp;
+	struct reg_idem rec;
+	struct idem idem;
+	int64_t before = (int64_t)time(NULL);
+
+	cfg.idempotency_ttl = 600;
+	idem_init(&idem, &cfg, &req);
+	created(&resp);
+	resp.status = 409;
+	cr_assert(eq(int, store(&idem, &resp), REG_OK));
+	cr_assert(eq(int, registry_idem_get(reg, "", "k", idem.fingerprint,
+	    before, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 409));
+	cr_assert(ge(i64, rec.expires_at, before + 600));
+	cr_assert(le(i64, rec.expires_at, (int64_t)time(NULL) + 600));
+	registry_idem_release(&rec);
+	http_response_release(&resp);
+}
+
+Test(idem, store_skips_5xx_answers_and_requests_without_a_key,
+    .init = open_registry, .fini = close_registry)
+{
+	struct http_request req = post("k", NULL, "{}");
+	struct http_response resp;
+	struct reg_idem rec;
+	struct idem idem;
+
+	idem_init(&idem, &cfg, &req);
+	created(&resp);
+	resp.status = 503;
+	cr_assert(eq(int, store(&idem, &resp), REG_OK));
+	cr_assert(eq(int, registry_idem_get(reg, "", "k", idem.fingerprint,
+	    (int64_t)time(NULL), &rec), REG_NOT_FOUND));
+	req = post(NULL, NULL, "{}");
+	idem_init(&idem, &cfg, &req);
+	resp.status = 201;
+	cr_assert(eq(int, store(&idem, &resp), REG_OK));
+	cr_assert(eq(int, records(), 0), "a record was stored");
+	http_response_release(&resp);
+}
+
+Test(idem, store_outside_a_write_transaction_is_an_error,
+    .init = open_registry, .fini = close_registry)
+{
+	struct http_request req = post("k", NULL, "{}");
+	struct http_response resp;
+	struct idem idem;
+
+	idem_init(&idem, &cfg, &req);
+	created(&resp);
+	cr_assert(eq(int, idem_store(&idem, reg, cfg.idempotency_ttl, &resp),
+	    REG_ERROR));
+	http_response_release(&resp);
+}
+
+Test(idem, unreadable_stored_answer_is_an_error_not_a_replay,
+    .init = open_registry, .fini = close_registry)
+{
+	struct http_request req = post("k", NULL, "{}");
+	struct http_response resp;
+	struct idem idem;
+
+	idem_init(&idem, &cfg, &req);
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "", "k", idem.fingerprint,
+	    201, "no blank line", 13, (int64_t)time(NULL), 600), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	http_response_init(&resp);
+	cr_assert(eq(int, idem_lookup(&idem, reg, &resp), REG_ERROR));
+	cr_assert(eq(ptr, resp.body, NULL));
+	cr_assert(eq(ptr, (void *)http_header(&resp, "Idempotent-Replayed"),
+	    NULL));
+	http_response_release(&resp);
 }
