@@ -5,13 +5,16 @@
 
 #include <dirent.h>
 #include <regex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <sqlite3.h>
 
 #include "config.h"
 #include "http.h"
@@ -22,6 +25,7 @@
 #include "user.h"
 #include "body.h"
 #include "users.h"
+#include "write.h"
 
 /*
  * Every test gets a fresh registry in its own temp directory holding
@@ -77,7 +81,7 @@ setup(void)
 	cr_assert(not(eq(ptr, mkdtemp(tmpdir), NULL)));
 	config_defaults(&cfg);
 	snprintf(cfg.registry, sizeof(cfg.registry), "%s/users.db", tmpdir);
-	reg = registry_open(cfg.registry, 2000, &err);
+	reg = registry_open(cfg.registry, 2000, REG_OPEN_CREATE, &err, NULL);
 	cr_assert(not(eq(ptr, reg, NULL)), "open: %s", registry_err_str(err));
 	ctx.cfg = &cfg;
 	ctx.reg = reg;
@@ -509,6 +513,78 @@ ParameterizedTestParameters(users, order_of_checks)
 		    .body = "{\"username\":\"carol\"}", .status = 400,
 		    .slug = "invalid-header", .p1 = "/header",
 		    .v1 = "\"Idempotency-Key\"" },
+
+		/* 3. a body cut short of its Content-Length */
+		{ .name = "truncated POST body", .method = "POST",
+		    .path = "/users", .ct = MJ,
+		    .body = "{\"username\":\"carol\"}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "415 before a truncated body", .method = "POST",
+		    .path = "/users", .ct = "text/plain", .body = "{}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 415,
+		    .slug = "unsupported-media-type" },
+		{ .name = "truncated body before a malformed key",
+		    .method = "POST", .path = "/users", .ct = MJ,
+		    .key = "a b", .body = "{\"username\":\"carol\"}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "truncated body before a malformed If-Match",
+		    .method = "PUT", .path = "/users/alice", .ct = MJ,
+		    .im = "5", .body = "{\"username\":\"alice\"}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "truncated PATCH body before 404", .method = "PATCH",
+		    .path = "/users/nobody", .ct = MP, .im = "\"1\"",
+		    .body = "{}", .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "truncated PUT body before 404-free create",
+		    .method = "PUT", .path = "/users/carol", .ct = MJ,
+		    .inm = "*", .body = "{\"username\":\"carol\"}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "truncated PUT body before 428", .method = "PUT",
+		    .path = "/users/alice", .ct = MJ,
+		    .body = "{\"username\":\"alice\"}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "truncated PATCH body before 428", .method = "PATCH",
+		    .path = "/users/bob", .ct = MP, .body = "{}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "truncated PUT body before 412", .method = "PUT",
+		    .path = "/users/alice", .ct = MJ, .im = "\"999\"",
+		    .body = "{\"username\":\"alice\"}",
+		    .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+		{ .name = "truncated PATCH body before 412", .method = "PATCH",
+		    .path = "/users/bob", .ct = MP, .im = "\"999\"",
+		    .body = "{}", .state = HTTP_BODY_TRUNCATED, .status = 400,
+		    .slug = "malformed-json" },
+
+		/* 3. on GET /users too */
+		{ .name = "list: malformed If-None-Match", .method = "GET",
+		    .path = "/users", .inm = "alice", .status = 400,
+		    .slug = "invalid-header", .p1 = "/header",
+		    .v1 = "\"If-None-Match\"" },
+		{ .name = "list: malformed If-Match", .method = "GET",
+		    .path = "/users", .im = "W/5", .status = 400,
+		    .slug = "invalid-header", .p1 = "/header",
+		    .v1 = "\"If-Match\"" },
+		{ .name = "list: Content-Length not a number", .method = "GET",
+		    .path = "/users", .state = HTTP_BODY_BAD_LENGTH,
+		    .status = 400, .slug = "invalid-header", .p1 = "/header",
+		    .v1 = "\"Content-Length\"" },
+		{ .name = "list: body too large", .method = "GET",
+		    .path = "/users", .state = HTTP_BODY_TOO_LARGE,
+		    .status = 413, .slug = "payload-too-large" },
+		{ .name = "list: headers before the query", .method = "GET",
+		    .path = "/users", .query = "limit=0", .inm = "x",
+		    .status = 400, .slug = "invalid-header", .p1 = "/header",
+		    .v1 = "\"If-None-Match\"" },
+		{ .name = "list: HEAD runs the header checks", .method = "HEAD",
+		    .path = "/users", .im = "5", .status = 400,
+		    .slug = "invalid-header" },
 
 		/* 5. target lookup: 404 whatever the preconditions */
 		{ .name = "GET a missing user", .method = "GET",
@@ -2116,33 +2192,96 @@ Test(users, answers_from_steps_1_to_3_are_not_stored)
 	    .key = "k-415", .state = HTTP_BODY_TOO_LARGE }, &resp);
 	assert_problem(&resp, 413, "payload-too-large");
 	http_response_release(&resp);
+	send_rq(&(struct rq){ .method = "POST", .path = "/users", .ct = MJ,
+	    .key = "k-415", .body = body, .state = HTTP_BODY_TRUNCATED },
+	    &resp);
+	assert_problem(&resp, 400, "malformed-json");
+	http_response_release(&resp);
 	post_key("k-415", body, &resp);
 	cr_assert(eq(int, resp.status, 201), "[%s]", resp.body);
 	assert_header(&resp, "Idempotent-Replayed", NULL);
 	http_response_release(&resp);
 }
 
-Test(users, idempotency_key_in_flight_is_409_with_retry_after)
+/*
+ * The first request of a key, in another process: inside its write
+ * transaction it creates the user and stores the key's answer, tells the
+ * parent on ready_fd, and commits a moment later. Returns an exit status:
+ * 0 when it committed its 201.
+ */
+static int
+run_first_request(int ready_fd, const char *key, const char *body)
+{
+	struct timespec pause = { 0, 300 * 1000 * 1000L };
+	struct http_response resp;
+	struct http_request req;
+	struct users_ctx c = { .cfg = &cfg };
+	int needs_write = 0, rc = 10;
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.path = "/users";
+	req.query = "";
+	req.content_type = MJ;
+	req.idempotency_key = key;
+	req.body = (char *)(uintptr_t)body;
+	req.body_len = req.content_length = strlen(body);
+	http_new_request_id(&req);
+	http_response_init(&resp);
+	if ((c.reg = registry_open(cfg.registry, 2000, 0, NULL, NULL)) ==
+	    NULL)
+		return 11;
+	if (registry_begin(c.reg) != REG_OK)
+		rc = 12;
+	else if (write_apply(&c, WRITE_CREATE, NULL, &req, &resp, 0,
+	    &needs_write) != REG_OK || resp.status != 201)
+		rc = 13;
+	else if (write(ready_fd, "r", 1) != 1)
+		rc = 14;
+	else if (nanosleep(&pause, NULL) != 0 ||
+	    registry_commit(c.reg) != REG_OK)
+		rc = 15;
+	else
+		rc = 0;
+	registry_rollback(c.reg);
+	registry_close(c.reg);
+	http_response_release(&resp);
+	return rc;
+}
+
+/*
+ * No key is ever seen in flight: a request with the key of one still
+ * running waits for the write lock and replays the first one's answer.
+ */
+Test(users, same_key_while_the_first_runs_waits_and_replays_its_answer)
 {
 	struct http_response resp;
 	const char *body = "{\"username\":\"carol\"}";
-	char fp[SHA256_HEX_SIZE];
-	struct reg_idem rec;
+	int ready[2], status;
+	pid_t pid;
+	char c;
 
-	/* Another worker holds the key for the same body. */
-	sha256_hex(body, strlen(body), fp);
-	memset(&rec, 0, sizeof(rec));
-	cr_assert(eq(int, registry_idem_claim(reg, "", "k-busy", fp,
-	    (int64_t)time(NULL), cfg.idempotency_ttl, USERS_IDEM_LEASE, &rec),
-	    REG_OK));
-	post_key("k-busy", body, &resp);
-	assert_problem(&resp, 409, "idempotency-key-in-use");
-	assert_header(&resp, "Retry-After", "1");
-	assert_body_member(&resp, "/resolution", "\"retry-after\"");
+	cr_assert(eq(int, pipe(ready), 0));
+	pid = fork();
+	cr_assert(ge(int, pid, 0));
+	if (pid == 0) {
+		close(ready[0]);
+		_exit(run_first_request(ready[1], "k-wait", body));
+	}
+	close(ready[1]);
+	cr_assert(eq(long, (long)read(ready[0], &c, 1), 1),
+	    "the first request did not get under way");
+	close(ready[0]);
+	post_key("k-wait", body, &resp);
+	cr_assert(eq(int, waitpid(pid, &status, 0), pid));
+	/* 0: it exited 0, having committed its 201. */
+	cr_assert(eq(int, status, 0), "first request: wait status %#x",
+	    status);
+	cr_assert(eq(int, resp.status, 201), "[%s]", resp.body);
+	assert_header(&resp, "Idempotent-Replayed", "true");
+	assert_body_member(&resp, "/username", "\"carol\"");
 	http_response_release(&resp);
-	get("/users/carol", &resp);
-	cr_assert(eq(int, resp.status, 404), "the request ran");
-	http_response_release(&resp);
+	cr_assert(eq(i64, revision(), v_bob + 1), "carol was written twice");
 }
 
 Test(users, idempotency_keys_are_scoped_per_principal)
@@ -2240,10 +2379,10 @@ Test(users, locked_registry_is_503_with_retry_after)
 
 	/* Reopen with a short lock wait; another handle holds the lock. */
 	registry_close(reg);
-	reg = registry_open(cfg.registry, 50, &err);
+	reg = registry_open(cfg.registry, 50, 0, &err, NULL);
 	cr_assert(not(eq(ptr, reg, NULL)));
 	ctx.reg = reg;
-	other = registry_open(cfg.registry, 50, &err);
+	other = registry_open(cfg.registry, 50, 0, &err, NULL);
 	cr_assert(not(eq(ptr, other, NULL)));
 	cr_assert(eq(int, registry_begin(other), REG_OK));
 
@@ -2255,7 +2394,8 @@ Test(users, locked_registry_is_503_with_retry_after)
 	http_response_release(&resp);
 
 	send_rq(&(struct rq){ .method = "PATCH", .path = "/users/bob",
-	    .ct = MP, .im = etag(v_bob, buf), .body = "{}" }, &resp);
+	    .ct = MP, .im = etag(v_bob, buf),
+	    .body = "{\"display_name\":\"B\"}" }, &resp);
 	assert_problem(&resp, 503, "registry-unavailable");
 	assert_header(&resp, "Retry-After", "1");
 	http_response_release(&resp);
@@ -2279,6 +2419,110 @@ Test(users, locked_registry_is_503_with_retry_after)
 	cr_assert(eq(int, resp.status, 201), "[%s]", resp.body);
 	assert_header(&resp, "Idempotent-Replayed", NULL);
 	http_response_release(&resp);
+}
+
+/* Reopens the fixture's registry with a lock wait of ms. */
+static void
+reopen_registry(int ms)
+{
+	enum reg_err err;
+
+	registry_close(reg);
+	reg = registry_open(cfg.registry, ms, 0, &err, NULL);
+	cr_assert(not(eq(ptr, reg, NULL)), "%s", registry_err_str(err));
+	ctx.reg = reg;
+}
+
+/* Refusals are true of a committed state: they never wait for writers. */
+Test(users, refusals_are_answered_while_another_holds_the_write_lock)
+{
+	struct http_response resp;
+	struct registry *other;
+	char buf[32];
+
+	reopen_registry(50);
+	other = registry_open(cfg.registry, 50, 0, NULL, NULL);
+	cr_assert(not(eq(ptr, other, NULL)));
+	cr_assert(eq(int, registry_begin(other), REG_OK));
+	send_rq(&(struct rq){ .method = "POST", .path = "/users", .ct = MJ,
+	    .body = "{\"username\":\"Alice\"}" }, &resp);
+	assert_problem(&resp, 409, "user-exists");
+	http_response_release(&resp);
+	send_rq(&(struct rq){ .method = "PATCH", .path = "/users/bob",
+	    .ct = MP, .im = "\"999\"", .body = "{}" }, &resp);
+	assert_problem(&resp, 412, "precondition-failed");
+	http_response_release(&resp);
+	send_rq(&(struct rq){ .method = "DELETE", .path = "/users/nobody",
+	    .im = "\"1\"" }, &resp);
+	assert_problem(&resp, 404, "user-not-found");
+	http_response_release(&resp);
+	/* A change that changes nothing writes nothing either. */
+	send_rq(&(struct rq){ .method = "PATCH", .path = "/users/bob",
+	    .ct = MP, .im = etag(v_bob, buf), .body = "{}" }, &resp);
+	cr_assert(eq(int, resp.status, 200), "[%s]", resp.body);
+	assert_header(&resp, "ETag", etag(v_bob, buf));
+	http_response_release(&resp);
+	registry_rollback(other);
+	registry_close(other);
+}
+
+/* Runs sql on a plain SQLite connection to the fixture's registry. */
+static void
+raw_exec(const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	cr_assert(eq(int, sqlite3_open(cfg.registry, &db), SQLITE_OK));
+	cr_assert(eq(int, sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK),
+	    "%s: %s", sql, msg != NULL ? msg : "");
+	sqlite3_free(msg);
+	sqlite3_close(db);
+}
+
+Test(users, healthz_is_503_when_the_registry_file_is_gone)
+{
+	struct http_response resp;
+
+	cr_assert(eq(int, unlink(cfg.registry), 0));
+	/* As a worker does before each request. */
+	cr_assert(eq(int, registry_refresh(reg), REG_UNAVAILABLE));
+	get("/healthz", &resp);
+	assert_problem(&resp, 503, "registry-unavailable");
+	assert_header(&resp, "Retry-After", "1");
+	http_response_release(&resp);
+}
+
+Test(users, healthz_is_503_when_the_registry_is_damaged)
+{
+	struct http_response resp;
+
+	/* A fault the registry calls an error, not an outage: still 503. */
+	raw_exec("DROP TABLE meta");
+	get("/healthz", &resp);
+	assert_problem(&resp, 503, "registry-unavailable");
+	assert_header(&resp, "Retry-After", "1");
+	http_response_release(&resp);
+}
+
+Test(users, truncated_body_is_400_even_when_its_key_has_an_answer)
+{
+	struct http_response resp;
+	const char *body = "{\"username\":\"carol\"}";
+	int64_t rev;
+
+	post_key("k-cut", body, &resp);
+	cr_assert(eq(int, resp.status, 201), "[%s]", resp.body);
+	http_response_release(&resp);
+	rev = revision();
+	/* The same bytes, announced longer: step 3 answers before step 4. */
+	send_rq(&(struct rq){ .method = "POST", .path = "/users", .ct = MJ,
+	    .key = "k-cut", .body = body, .state = HTTP_BODY_TRUNCATED },
+	    &resp);
+	assert_problem(&resp, 400, "malformed-json");
+	assert_header(&resp, "Idempotent-Replayed", NULL);
+	http_response_release(&resp);
+	cr_assert(eq(i64, revision(), rev));
 }
 
 /* ---- more of the list and keys -------------------------------------------- */
