@@ -276,7 +276,7 @@ class Server:
         body: bytes/str sent verbatim, None for none, anything else sent as
         compact JSON (with Content-Type: application/json unless given).
         headers: dict or list of (name, value); str or bytes, sent verbatim
-        (so CR, LF or NUL reach nginx). Host, Content-Length (when there is
+        (so CR, LF or NUL reach the front server). Host, Content-Length (when there is
         a body) and Connection: close are added unless given. user: adds
         HTTP Basic credentials for that principal.
         """
@@ -313,7 +313,7 @@ class Server:
             try:
                 s.sendall(data)
             except (BrokenPipeError, ConnectionResetError):
-                pass  # nginx may answer (413) before reading everything
+                pass  # the front may answer (413) before reading everything
             resp = http.client.HTTPResponse(s, method=method)
             try:
                 resp.begin()
