@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /*
  * Unquotes an Idempotency-Key into key (room for REG_IDEM_KEY_MAX + 1).
@@ -95,6 +96,7 @@ idem_lookup(const struct idem *idem, struct registry *reg,
 		rc = REG_ERROR;
 	} else {
 		http_add_header(resp, "Idempotent-Replayed", "true");
+		metrics_replay();
 	}
 	registry_idem_release(&rec);
 	return rc;

@@ -15,11 +15,15 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 #include "writer.h"
 
 /* Slot 0 is the writer (when there is one), then the workers. */
 enum slot_kind { SLOT_WRITER, SLOT_WORKER };
+
+_Static_assert(POOL_WORKERS_MAX <= METRICS_WORKERS_MAX,
+    "every worker needs a metrics slot");
 
 struct slot {
 	enum slot_kind kind;
@@ -28,6 +32,9 @@ struct slot {
 	struct timespec due;		/* when to start it again */
 	int fails;			/* short lives in a row */
 };
+
+/* Which file a path names: its device and inode, if it is there. */
+#define file_id pool_vetted
 
 struct pool {
 	const struct pool_opts *o;
@@ -39,12 +46,36 @@ struct pool {
 	int writer_fd;			/* -1 without a writer */
 	char writer_addr[WRITER_ADDR_MAX];
 	size_t writer_addr_len;
-	int have_identity;		/* the registry file's dev and inode */
-	dev_t dev;
-	ino_t ino;
+	struct file_id db;		/* the registry file children may use */
+	struct file_id wal;		/* its log, as it was when vetted */
+	struct registry *reg;		/* kept open: its log stays put */
 	int restart;			/* restart every process */
 	int stopping;
 };
+
+struct registry *
+pool_open_registry(const struct config *cfg, unsigned flags,
+    const struct pool_vetted *v, int *moved, char *why)
+{
+	struct registry *reg;
+	struct stat sb;
+	enum reg_err err;
+
+	*moved = 0;
+	if ((reg = registry_open(cfg->registry, cfg->busy_timeout_ms, flags,
+	    &err, why)) == NULL || v == NULL || !v->present)
+		return reg;
+	/* Opened, then checked: a replacement in between is seen later. */
+	if (stat(cfg->registry, &sb) != 0 || sb.st_dev != v->dev ||
+	    sb.st_ino != v->ino) {
+		snprintf(why, REG_ERRMSG_SIZE, "the registry file is not the "
+		    "one the pool started with");
+		registry_close(reg);
+		*moved = 1;
+		return NULL;
+	}
+	return reg;
+}
 
 int
 pool_stop_ms(const struct config *cfg)
@@ -109,10 +140,16 @@ child(struct pool *p, struct slot *s)
 		log_error("cannot create a signalfd: %s", strerror(errno));
 		_exit(1);
 	}
+	/* The same slot for the same worker index across restarts. */
+	if (s->kind == SLOT_WRITER)
+		metrics_attach(METRICS_ROLE_WRITER, 0);
+	else
+		metrics_attach(METRICS_ROLE_WORKER,
+		    (int)(s - p->slots) - (p->writer_fd >= 0));
 	if (s->kind == SLOT_WRITER) {
 		prctl(PR_SET_NAME, "userreg-writer");
 		close(p->o->listen_fd);
-		status = writer_main(p->o->cfg, p->writer_fd, sig_fd);
+		status = writer_main(p->o->cfg, p->writer_fd, sig_fd, &p->db);
 	} else {
 		prctl(PR_SET_NAME, "userreg-worker");
 		if (p->writer_fd >= 0)
@@ -122,6 +159,7 @@ child(struct pool *p, struct slot *s)
 		wo.listen_fd = p->o->listen_fd;
 		wo.sig_fd = sig_fd;
 		wo.in_pool = 1;
+		wo.vetted = &p->db;
 		if (p->writer_fd >= 0) {
 			wo.writer_addr = p->writer_addr;
 			wo.writer_addr_len = p->writer_addr_len;
@@ -163,6 +201,8 @@ slot_of(struct pool *p, pid_t pid)
 	return NULL;
 }
 
+static void check_identity(struct pool *p);
+
 /* Collects every child that ended and decides when each starts again. */
 static void
 reap(struct pool *p)
@@ -180,12 +220,14 @@ reap(struct pool *p)
 		if (p->stopping || p->restart)
 			continue;
 		if (WIFEXITED(status) && (WEXITSTATUS(status) ==
-		    WORKER_EXIT_MOVED)) {
-			log_warn("registry file '%s' was replaced; restarting "
-			    "every process", p->o->cfg->registry);
+		    POOL_EXIT_MOVED)) {
+			/* It saw the file change first: look now. */
+			check_identity(p);
 			p->restart = 1;
 			continue;
 		}
+		metrics_restart(s->kind == SLOT_WRITER ? METRICS_ROLE_WRITER :
+		    METRICS_ROLE_WORKER);
 		log_error("%s %ld ended (%s %d); starting another",
 		    s->kind == SLOT_WRITER ? "writer" : "worker", (long)pid,
 		    WIFSIGNALED(status) ? "signal" : "status",
@@ -257,7 +299,7 @@ stop_children(struct pool *p, int sig, int all, enum slot_kind kind, int ms)
 	struct pollfd pfd = { p->sig_fd, POLLIN, 0 };
 	struct timespec deadline;
 	long long left;
-	int killed = 0, i;
+	int killed = 0;
 
 	signal_children(p, sig, all, kind);
 	now_plus(&deadline, ms);
@@ -272,49 +314,132 @@ stop_children(struct pool *p, int sig, int all, enum slot_kind kind, int ms)
 		poll(&pfd, 1, left > 0 ? (int)(left < 100 ? left : 100) : 100);
 		take_signals(p);
 	}
-	for (i = 0; i < p->nslots; i++)
-		p->slots[i].fails = 0;
 }
 
-/* Reads the registry file's identity; 0 when it is there. */
-static int
-identity(const struct pool *p, dev_t *dev, ino_t *ino)
+static struct file_id
+file_id_of(const char *path)
 {
+	struct file_id id = { 0, 0, 0 };
 	struct stat sb;
 
-	if (stat(p->o->cfg->registry, &sb) != 0)
-		return -1;
-	*dev = sb.st_dev;
-	*ino = sb.st_ino;
-	return 0;
+	if (stat(path, &sb) == 0) {
+		id.present = 1;
+		id.dev = sb.st_dev;
+		id.ino = sb.st_ino;
+	}
+	return id;
+}
+
+static int
+same_file(const struct file_id *a, const struct file_id *b)
+{
+	return a->present == b->present &&
+	    (!a->present || (a->dev == b->dev && a->ino == b->ino));
+}
+
+/* Writes the path of the registry's file with suffix into buf. */
+static int
+sibling(const struct pool *p, const char *suffix, char *buf, size_t size)
+{
+	return snprintf(buf, size, "%s%s", p->o->cfg->registry, suffix) <
+	    (int)size ? 0 : -1;
+}
+
+/* Does this pool's registry live in a file the master can watch? */
+static int
+file_registry(const struct pool *p)
+{
+	return strstr(p->o->cfg->registry, "://") == NULL;
 }
 
 /*
- * A registry file replaced (a backup restored by rename) or deleted
- * under the pool: every process must let go of the old one before any
- * opens the new, whose log file sits at the same path as the old one's.
+ * With no child running: makes the registry file at the path the one
+ * children may open. The master keeps a handle on it, so its log file
+ * (-wal) stays the same file all along, which is noted. After the file
+ * was replaced, the log and index (-shm) at its path still belong to the
+ * old file when the log is the one noted: SQLite itself leaves them there
+ * for a moved database and would replay that log into the new file. They
+ * go (after a deletion too: a log without its file is of no use and
+ * would be replayed into whatever file is put there next), so the new file
+ * opens clean; a log that came with the new file (both restored) is kept.
+ * A restored copy in rollback-journal mode is switched to WAL.
+ */
+static void
+vet(struct pool *p)
+{
+	char wal[CONFIG_PATH_MAX + 8], shm[CONFIG_PATH_MAX + 8];
+	char why[REG_ERRMSG_SIZE];
+	struct file_id now;
+	enum reg_err err;
+
+	registry_close(p->reg);
+	p->reg = NULL;
+	p->db = file_id_of(p->o->cfg->registry);
+	if (sibling(p, "-wal", wal, sizeof(wal)) != 0 ||
+	    sibling(p, "-shm", shm, sizeof(shm)) != 0)
+		return;
+	now = file_id_of(wal);
+	if (now.present && same_file(&now, &p->wal)) {
+		log_warn("removing the log of the %s registry file: '%s'",
+		    p->db.present ? "replaced" : "deleted", wal);
+		if (unlink(wal) != 0 && errno != ENOENT)
+			log_error("cannot remove '%s': %s", wal,
+			    strerror(errno));
+		unlink(shm);
+	}
+	p->wal.present = 0;
+	if (!p->db.present)
+		return;
+	p->reg = registry_open(p->o->cfg->registry,
+	    p->o->cfg->busy_timeout_ms, REG_OPEN_CREATE | REG_OPEN_NO_REOPEN,
+	    &err, why);
+	if (p->reg == NULL)
+		log_error("registry '%s' cannot be used: %s",
+		    p->o->cfg->registry, why);
+	/* Opening it read the file: its log exists now, if it is WAL. */
+	p->db = file_id_of(p->o->cfg->registry);
+	p->wal = file_id_of(wal);
+}
+
+/*
+ * Every POOL_IDENTITY_MS: notes which log file is in use, and starts a
+ * restart of every process when the registry file was replaced (a backup
+ * restored by rename), deleted, or came back.
  */
 static void
 check_identity(struct pool *p)
 {
-	dev_t dev = 0;
-	ino_t ino = 0;
-	int have;
+	struct file_id now;
 
-	if (p->writer_fd < 0 && strstr(p->o->cfg->registry, "://") != NULL)
+	if (!file_registry(p) || p->restart)
 		return;
-	have = identity(p, &dev, &ino) == 0;
-	if (have == p->have_identity &&
-	    (!have || (dev == p->dev && ino == p->ino)))
+	now = file_id_of(p->o->cfg->registry);
+	if (same_file(&now, &p->db))
 		return;
-	if (p->have_identity) {
-		log_warn("registry file '%s' was %s; restarting every process",
-		    p->o->cfg->registry, have ? "replaced" : "deleted");
-		p->restart = 1;
+	log_warn("registry file '%s' was %s; restarting every process",
+	    p->o->cfg->registry, !now.present ? "deleted" :
+	    p->db.present ? "replaced" : "restored");
+	p->restart = 1;
+}
+
+/*
+ * Stops every child (each after its request in hand), cleans up after
+ * the old registry file, and starts them again on the new one (while it
+ * is missing they answer 503 and wait for it to come back).
+ */
+static void
+restart_all(struct pool *p)
+{
+	int i;
+
+	stop_children(p, SIGUSR2, 1, SLOT_WORKER, pool_stop_ms(p->o->cfg));
+	p->restart = 0;
+	if (file_registry(p))
+		vet(p);
+	for (i = 0; i < p->nslots; i++) {
+		p->slots[i].fails = 0;
+		now_plus(&p->slots[i].due, 0);
 	}
-	p->have_identity = have;
-	p->dev = dev;
-	p->ino = ino;
 }
 
 /* Milliseconds until the next thing to do. */
@@ -382,7 +507,11 @@ pool_run(const struct pool_opts *o)
 	}
 	for (i = 0; i < o->workers; i++)
 		p.slots[p.nslots++].kind = SLOT_WORKER;
-	p.have_identity = identity(&p, &p.dev, &p.ino) == 0;
+	if (file_registry(&p))
+		vet(&p);
+	if (metrics_init_pool(o->workers) != 0)
+		log_warn("cannot share metrics memory: %s; each process "
+		    "counts alone", strerror(errno));
 	spawn_due(&p);
 	log_info("serving with %d workers%s", o->workers,
 	    p.writer_fd >= 0 ? " and a group-commit writer" : "");
@@ -393,14 +522,8 @@ pool_run(const struct pool_opts *o)
 			break;
 		take_signals(&p);
 		check_identity(&p);
-		if (p.restart && !p.stopping) {
-			stop_children(&p, SIGUSR2, 1, SLOT_WORKER,
-			    pool_stop_ms(o->cfg));
-			p.restart = 0;
-			p.have_identity = identity(&p, &p.dev, &p.ino) == 0;
-			for (i = 0; i < p.nslots; i++)
-				now_plus(&p.slots[i].due, 0);
-		}
+		if (p.restart && !p.stopping)
+			restart_all(&p);
 		spawn_due(&p);
 	}
 	/* New connections fail at once; those queued are still answered. */
@@ -410,6 +533,7 @@ pool_run(const struct pool_opts *o)
 	stop_children(&p, SIGTERM, 1, SLOT_WRITER, pool_stop_ms(o->cfg));
 	if (p.writer_fd >= 0)
 		close(p.writer_fd);
+	registry_close(p.reg);
 	close(p.sig_fd);
 	log_info("stopped");
 	return 0;

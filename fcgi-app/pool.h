@@ -2,7 +2,10 @@
 #ifndef USERREG_POOL_H
 #define USERREG_POOL_H
 
+#include <sys/types.h>
+
 #include "config.h"
+#include "registry.h"
 
 #define POOL_WORKERS_MAX 256
 /* Respawn delays of a process that keeps dying young (ms). */
@@ -12,6 +15,35 @@
 #define POOL_HEALTHY_MS 10000
 /* How often the master checks that the registry file is the same (ms). */
 #define POOL_IDENTITY_MS 1000
+
+/*
+ * How a child tells its master why it ended: its registry file was
+ * replaced or deleted (the master restarts every process, and decides
+ * when a new file may be opened), or the registry could not be opened
+ * when it started (it is started again later).
+ */
+#define POOL_EXIT_MOVED 75
+#define POOL_EXIT_UNAVAILABLE 69
+
+/*
+ * The registry file the master vetted for its children: after a file was
+ * replaced, no child may open the new one before the master has cleaned
+ * up after the old one (see pool.c, vet()).
+ */
+struct pool_vetted {
+	int present;		/* 0: none, or not a file (PostgreSQL) */
+	dev_t dev;
+	ino_t ino;
+};
+
+/*
+ * In a child: opens the registry as registry_open() does, but refuses a
+ * file other than the vetted one v (v NULL or not present: any), setting
+ * *moved to 1 then so the child ends with POOL_EXIT_MOVED. Returns the
+ * handle, or NULL with why (REG_ERRMSG_SIZE bytes) filled.
+ */
+struct registry *pool_open_registry(const struct config *cfg, unsigned flags,
+    const struct pool_vetted *v, int *moved, char *why);
 
 /* A pool to run. */
 struct pool_opts {

@@ -1,6 +1,8 @@
 /* problem.c: the catalogue of problem types and their problem+json bodies. */
 #include "problem.h"
 
+#include "metrics.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -28,9 +30,6 @@ static const struct problem_type types[PROBLEM__MAX] = {
 	    "Version is stale", "Version is stale.", R_REFETCH },
 	[PROBLEM_BUSINESS_RULE] = { "business-rule-violation", 409,
 	    "Business rule violated", "Business rule violated.", R_CHANGE },
-	[PROBLEM_IDEM_IN_USE] = { "idempotency-key-in-use", 409,
-	    "Idempotency key in use", "Request with this key in progress.",
-	    R_RETRY },
 	[PROBLEM_PRECONDITION_FAILED] = { "precondition-failed", 412,
 	    "Precondition failed", "Precondition failed.", R_REFETCH },
 	[PROBLEM_PRECONDITION_REQUIRED] = { "precondition-required", 428,
@@ -123,6 +122,7 @@ problem_send(struct http_response *resp, enum problem_slug slug,
 		resp->status = 500;
 		return;
 	}
+	metrics_problem(types[slug].slug);
 	http_set_json(resp, types[slug].status, "application/problem+json", p);
 	json_object_put(p);
 }

@@ -1,6 +1,8 @@
 /* registry.c: the rules every registry backend shares, and the dispatch. */
 #include "registry_impl.h"
 
+#include "metrics.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,9 +303,27 @@ begin(struct registry *reg, enum reg_txn kind)
 	if (registry_in_transaction(reg))
 		return misuse(reg, "transaction already open");
 	reg->txn = REG_TXN_NONE;
-	if ((rc = reg->ops->begin(reg, kind)) == REG_OK)
+	reg->txn_started = metrics_now();
+	rc = reg->ops->begin(reg, kind);
+	/* Taking a write transaction is waiting for the write lock. */
+	if (kind == REG_TXN_WRITE)
+		metrics_lock_wait(metrics_now() - reg->txn_started);
+	if (rc == REG_OK)
 		reg->txn = kind;
 	return rc;
+}
+
+/* Observes the end of the transaction begun at reg->txn_started. */
+static void
+txn_ended(struct registry *reg)
+{
+	if (reg->txn == REG_TXN_WRITE)
+		metrics_registry(METRICS_REG_WRITE,
+		    metrics_now() - reg->txn_started);
+	else if (reg->txn == REG_TXN_READ)
+		metrics_registry(METRICS_REG_READ,
+		    metrics_now() - reg->txn_started);
+	reg->txn = REG_TXN_NONE;
 }
 
 enum reg_err
@@ -322,15 +342,19 @@ enum reg_err
 registry_commit(struct registry *reg)
 {
 	enum reg_err rc;
+	double t0;
 
 	if (!registry_in_transaction(reg)) {
 		reg->txn = REG_TXN_NONE;
 		return misuse(reg, "no transaction to commit");
 	}
+	t0 = metrics_now();
 	rc = reg->ops->commit(reg);
+	if (reg->txn == REG_TXN_WRITE)
+		metrics_registry(METRICS_REG_COMMIT, metrics_now() - t0);
 	if (rc != REG_OK)
 		reg->ops->rollback(reg);
-	reg->txn = REG_TXN_NONE;
+	txn_ended(reg);
 	return rc;
 }
 
@@ -341,7 +365,7 @@ registry_rollback(struct registry *reg)
 		return;
 	if (reg->txn != REG_TXN_NONE)
 		reg->ops->rollback(reg);
-	reg->txn = REG_TXN_NONE;
+	txn_ended(reg);
 }
 
 enum reg_err
@@ -381,13 +405,19 @@ registry_get(struct registry *reg, const char *name, struct user *out)
 {
 	char key[USER_NAME_MAX + 1];
 	size_t len;
+	enum reg_err rc;
+	double t0;
 
 	/* No stored name is longer: don't let truncation find one. */
 	len = strnlen(name, USER_NAME_MAX + 1);
 	if (len == 0 || len > USER_NAME_MAX)
 		return REG_NOT_FOUND;
 	user_canonical(name, key);
-	return reg->ops->get(reg, key, out);
+	t0 = reg->txn == REG_TXN_NONE ? metrics_now() : 0;
+	rc = reg->ops->get(reg, key, out);
+	if (reg->txn == REG_TXN_NONE)
+		metrics_registry(METRICS_REG_READ, metrics_now() - t0);
+	return rc;
 }
 
 /*
@@ -515,13 +545,17 @@ registry_list(struct registry *reg, const char *after, const char *prefix,
     size_t limit, struct user *out, size_t *n, int *more)
 {
 	enum reg_err rc;
+	double t0;
 
 	*n = 0;
 	*more = 0;
 	if (limit < 1 || limit > REG_LIST_MAX)
 		return misuse(reg, "list limit out of range");
+	t0 = metrics_now();
 	rc = reg->ops->list(reg, after != NULL ? after : "",
 	    prefix != NULL ? prefix : "", limit, out, n, more);
+	if (reg->txn == REG_TXN_NONE)
+		metrics_registry(METRICS_REG_READ, metrics_now() - t0);
 	if (rc != REG_OK) {
 		*n = 0;
 		*more = 0;

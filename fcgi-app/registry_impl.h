@@ -95,6 +95,7 @@ struct registry {
 	int busy_timeout_ms;
 	unsigned flags;
 	enum reg_txn txn;		/* what begin() opened */
+	double txn_started;		/* when, for metrics */
 	char errmsg[REG_ERRMSG_SIZE];	/* last failure, for registry_errmsg */
 	double lock_wait_seconds;	/* waited for locks, in total */
 	uint64_t lock_waits;		/* how many waits */

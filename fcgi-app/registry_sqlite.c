@@ -1,6 +1,8 @@
 /* registry_sqlite.c: the registry in one SQLite file (WAL, BEGIN IMMEDIATE). */
 #include "registry_impl.h"
 
+#include "config.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -463,6 +465,25 @@ out:
 }
 
 /*
+ * Switches the file to WAL; the switch needs an exclusive lock, so racing
+ * openers retry until busy_timeout_ms.
+ */
+static enum reg_err
+use_wal(struct sqreg *r)
+{
+	char mode[16];
+	enum reg_err rc;
+
+	if ((rc = pragma_text(r, "PRAGMA journal_mode = WAL", mode,
+	    sizeof(mode), 1)) != REG_OK)
+		return rc;
+	if (strcmp(mode, "wal") != 0)
+		return reg_fail_msg(&r->base, REG_ERROR,
+		    "cannot use a write-ahead log");
+	return REG_OK;
+}
+
+/*
  * Checks the schema with reads only; creates it (CREATE) or upgrades an
  * older one under the write lock. A current registry is opened without
  * ever taking the write lock, so a CGI request never queues behind
@@ -484,10 +505,14 @@ schema_ready(struct sqreg *r, unsigned flags)
 		if ((rc = pragma_text(r, "PRAGMA journal_mode", mode,
 		    sizeof(mode), 1)) != REG_OK)
 			return rc;
-		if (strcmp(mode, "wal") != 0)
-			return reg_fail_msg(&r->base, REG_ERROR, "registry "
-			    "'%s' is not in WAL mode (journal_mode %s)",
-			    r->path, mode);
+		/* A copy restored from elsewhere may use a rollback journal. */
+		if (strcmp(mode, "wal") != 0 && !(flags & REG_OPEN_CREATE))
+			return reg_fail_msg(&r->base, REG_UNAVAILABLE, "registry "
+			    "'%s' is not in WAL mode (journal_mode %s): start "
+			    "the service or run `userreg init` once", r->path,
+			    mode);
+		if (strcmp(mode, "wal") != 0 && (rc = use_wal(r)) != REG_OK)
+			return rc;
 		return version == 1 ? schema_write(r, 1, upgrade_1_sql) : REG_OK;
 	}
 	if (version != 0)
@@ -497,13 +522,8 @@ schema_ready(struct sqreg *r, unsigned flags)
 	if (!(flags & REG_OPEN_CREATE))
 		return reg_fail_msg(&r->base, REG_UNAVAILABLE, "registry '%s' "
 		    "is empty: create it with `userreg init`", r->path);
-	/* The switch needs an exclusive lock; racing openers retry. */
-	if ((rc = pragma_text(r, "PRAGMA journal_mode = WAL", mode,
-	    sizeof(mode), 1)) != REG_OK)
+	if ((rc = use_wal(r)) != REG_OK)
 		return rc;
-	if (strcmp(mode, "wal") != 0)
-		return reg_fail_msg(&r->base, REG_ERROR,
-		    "cannot use a write-ahead log");
 	return schema_write(r, 0, schema_sql);
 }
 
@@ -521,6 +541,26 @@ close_db(struct sqreg *r)
 	r->db = NULL;
 }
 
+/*
+ * Before creating a registry: a log (-wal) left by a registry file that
+ * was deleted would be replayed into the new one. Refuses to create then.
+ */
+static enum reg_err
+no_orphan_log(struct sqreg *r)
+{
+	char wal[CONFIG_PATH_MAX + 8];
+	struct stat sb;
+
+	if (stat(r->path, &sb) == 0 && sb.st_size > 0)
+		return REG_OK;
+	if (snprintf(wal, sizeof(wal), "%s-wal", r->path) >= (int)sizeof(wal) ||
+	    stat(wal, &sb) != 0 || sb.st_size == 0)
+		return REG_OK;
+	return reg_fail_msg(&r->base, REG_ERROR, "registry '%s' is missing "
+	    "but its log '%s' is there: restore the registry file, or remove "
+	    "the log to start a new one", r->path, wal);
+}
+
 /* Opens r->path; on failure r->db stays NULL and errmsg says why. */
 static enum reg_err
 open_db(struct sqreg *r, unsigned flags)
@@ -531,9 +571,11 @@ open_db(struct sqreg *r, unsigned flags)
 	char sync[32];
 
 	oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-	if (flags & REG_OPEN_CREATE)
+	if (flags & REG_OPEN_CREATE) {
+		if ((rc = no_orphan_log(r)) != REG_OK)
+			return rc;
 		oflags |= SQLITE_OPEN_CREATE;
-	else if (stat(r->path, &sb) != 0)
+	} else if (stat(r->path, &sb) != 0)
 		/* SQLite would say "unable to open": say what happened. */
 		return reg_fail_msg(&r->base, REG_UNAVAILABLE, "registry '%s': "
 		    "%s", r->path, strerror(errno));

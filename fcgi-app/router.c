@@ -9,12 +9,19 @@
 typedef void handler_fn(struct users_ctx *, const struct http_request *,
     const char *, struct http_response *);
 
-enum route { ROUTE_USERS = 0, ROUTE_USER, ROUTE_HEALTHZ, ROUTE__MAX };
+enum route {
+	ROUTE_USERS = 0,
+	ROUTE_USER,
+	ROUTE_HEALTHZ,
+	ROUTE_METRICS,
+	ROUTE__MAX
+};
 
 static const char *const allow[ROUTE__MAX] = {
 	[ROUTE_USERS] = "GET, HEAD, POST, OPTIONS",
 	[ROUTE_USER] = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
 	[ROUTE_HEALTHZ] = "GET, HEAD, OPTIONS",
+	[ROUTE_METRICS] = "GET, HEAD, OPTIONS",
 };
 
 static const struct {
@@ -32,15 +39,19 @@ static const struct {
 	{ ROUTE_USER, "DELETE", users_delete },
 	{ ROUTE_HEALTHZ, "GET", users_healthz },
 	{ ROUTE_HEALTHZ, "HEAD", users_healthz },
+	{ ROUTE_METRICS, "GET", users_metrics },
+	{ ROUTE_METRICS, "HEAD", users_metrics },
 };
 
 /*
  * Matches path below the base path; for ROUTE_USER decodes the name into
- * name (USER_NAME_MAX + 1 bytes). Returns the route or ROUTE__MAX.
+ * name (USER_NAME_MAX + 1 bytes). Returns the route or ROUTE__MAX (also
+ * for /metrics while metrics = off).
  */
 static enum route
-match(const char *base, const char *path, char *name)
+match(const struct config *cfg, const char *path, char *name)
 {
+	const char *base = cfg->base_path;
 	size_t blen = strlen(base), n;
 	char raw[3 * USER_NAME_MAX + 1], decoded[3 * USER_NAME_MAX + 1];
 	long dlen;
@@ -52,6 +63,8 @@ match(const char *base, const char *path, char *name)
 		return ROUTE_USERS;
 	if (strcmp(path, "healthz") == 0)
 		return ROUTE_HEALTHZ;
+	if (strcmp(path, "metrics") == 0)
+		return cfg->metrics ? ROUTE_METRICS : ROUTE__MAX;
 	if (strncmp(path, "users/", 6) != 0)
 		return ROUTE__MAX;
 	path += 6;
@@ -76,7 +89,7 @@ router_dispatch(struct users_ctx *ctx, const struct http_request *req,
 	enum route r;
 	size_t i;
 
-	if ((r = match(base, req->path, name)) == ROUTE__MAX) {
+	if ((r = match(ctx->cfg, req->path, name)) == ROUTE__MAX) {
 		problem_answer(resp, PROBLEM_NOT_FOUND, base, req->request_id,
 		    "no resource at this path");
 		return;

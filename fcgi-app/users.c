@@ -7,8 +7,10 @@
 #include "answer.h"
 #include "idem.h"
 #include "log.h"
+#include "metrics.h"
 #include "precond.h"
 #include "userlist.h"
+#include "version.h"
 #include "writer.h"
 #include "write.h"
 
@@ -110,6 +112,32 @@ users_healthz(struct users_ctx *ctx, const struct http_request *req,
 	json_object_object_add(o, "status", json_object_new_string("ok"));
 	http_set_json(resp, 200, MEDIA_JSON, o);
 	json_object_put(o);
+	http_add_header(resp, "Cache-Control", "no-store");
+}
+
+void
+users_metrics(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp)
+{
+	struct metrics_gauges g = { -1, -1, USERREG_VERSION };
+	char *text;
+	size_t len;
+
+	(void)name;
+	/* A registry that does not answer leaves its gauges out. */
+	if (ctx->reg == NULL || registry_count(ctx->reg, &g.users) != REG_OK)
+		g.users = -1;
+	if (ctx->reg == NULL ||
+	    registry_revision(ctx->reg, &g.revision) != REG_OK)
+		g.revision = -1;
+	if ((text = metrics_render(&g, &len)) == NULL) {
+		answer_problem(ctx, req, resp, PROBLEM_INTERNAL_ERROR, NULL);
+		return;
+	}
+	resp->status = 200;
+	resp->content_type = METRICS_CONTENT_TYPE;
+	resp->body = text;
+	resp->body_len = len;
 	http_add_header(resp, "Cache-Control", "no-store");
 }
 

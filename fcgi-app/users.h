@@ -47,5 +47,8 @@ void users_delete(struct users_ctx *ctx, const struct http_request *req,
     const char *name, struct http_response *resp);
 void users_healthz(struct users_ctx *ctx, const struct http_request *req,
     const char *name, struct http_response *resp);
+/* The pool's metrics (Prometheus text), with users total and revision. */
+void users_metrics(struct users_ctx *ctx, const struct http_request *req,
+    const char *name, struct http_response *resp);
 
 #endif

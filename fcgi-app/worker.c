@@ -11,6 +11,8 @@
 
 #include "http.h"
 #include "log.h"
+#include "pool.h"
+#include "metrics.h"
 #include "problem.h"
 #include "registry.h"
 #include "router.h"
@@ -24,6 +26,7 @@ struct worker {
 	unsigned open_flags;	/* for registry_open() */
 	int sig_fd;
 	int in_pool;
+	const struct pool_vetted *vetted;
 	int moved;		/* the registry file was replaced: stop */
 	const char *cfg_error;	/* CGI: the config could not be read */
 };
@@ -48,11 +51,12 @@ registry_ready(struct worker *w, const struct http_request *req,
     struct http_response *resp)
 {
 	char why[REG_ERRMSG_SIZE];
-	enum reg_err err;
 
+	if (w->moved)
+		goto unavailable;
 	if (w->ctx.reg == NULL) {
-		w->ctx.reg = registry_open(w->cfg->registry,
-		    w->cfg->busy_timeout_ms, w->open_flags, &err, why);
+		w->ctx.reg = pool_open_registry(w->cfg, w->open_flags,
+		    w->vetted, &w->moved, why);
 		if (w->ctx.reg == NULL) {
 			log_error("cannot open registry '%s' in request %s: %s",
 			    w->cfg->registry, req->request_id, why);
@@ -80,20 +84,27 @@ answer(void *arg, const struct http_request *req, struct http_response *resp)
 	struct worker *w = arg;
 	struct timespec t0;
 	char path[256], method[32];
+	enum metrics_route route;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	route = metrics_route_of(w->cfg->base_path, req->path);
 	if (w->cfg_error != NULL) {
 		problem_answer(resp, PROBLEM_INTERNAL_ERROR, w->cfg->base_path,
 		    req->request_id, "the service is misconfigured");
 		log_error("request %s not served: %s", req->request_id,
 		    w->cfg_error);
-	} else if (registry_ready(w, req, resp) == 0) {
+	} else if (registry_ready(w, req, resp) == 0 ||
+	    (route == METRICS_ROUTE_METRICS && w->ctx.reg != NULL)) {
+		/* Metrics are most wanted while the registry is down. */
+		http_response_release(resp);
 		router_dispatch(&w->ctx, req, resp);
 	}
 	/* A handler that forgot to answer still gives a problem body. */
 	if (resp->status >= 500 && resp->body == NULL)
 		problem_answer(resp, PROBLEM_INTERNAL_ERROR, w->cfg->base_path,
 		    req->request_id, NULL);
+	metrics_request(route, metrics_method_of(req->method), resp->status,
+	    elapsed_ms(&t0) / 1e3);
 	log_info("%s \"%s %s\" %d %.2fms id=%s",
 	    req->remote_addr != NULL ? req->remote_addr : "-",
 	    log_escape(method, sizeof(method), req->method),
@@ -142,6 +153,7 @@ worker_main(const struct worker_opts *o)
 	w.ctx.cfg = o->cfg;
 	w.sig_fd = o->sig_fd;
 	w.in_pool = o->in_pool;
+	w.vetted = o->vetted;
 	/* In a pool a replaced file restarts every process; see registry.h. */
 	w.open_flags = o->in_pool ? REG_OPEN_NO_REOPEN : 0;
 	if (o->writer_addr != NULL) {
@@ -159,7 +171,7 @@ worker_main(const struct worker_opts *o)
 		log_error("cannot accept requests: %s", strerror(errno));
 		status = 1;
 	} else if (w.moved) {
-		status = WORKER_EXIT_MOVED;
+		status = POOL_EXIT_MOVED;
 	}
 	writer_client_free(w.ctx.writer);
 	registry_close(w.ctx.reg);

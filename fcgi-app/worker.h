@@ -5,9 +5,8 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "pool.h"
 
-/* A worker's exit status when its registry file was replaced. */
-#define WORKER_EXIT_MOVED 75
 
 /* How a worker runs. */
 struct worker_opts {
@@ -15,6 +14,7 @@ struct worker_opts {
 	int listen_fd;			/* FastCGI listening socket */
 	int sig_fd;			/* signalfd of TERM, INT, HUP, USR2 */
 	int in_pool;			/* a master supervises it */
+	const struct pool_vetted *vetted;	/* the file it may open */
 	const char *writer_addr;	/* the pool's writer, or NULL */
 	size_t writer_addr_len;
 };
@@ -23,9 +23,11 @@ struct worker_opts {
  * Serves FastCGI requests on o->listen_fd until a signal stops it:
  * SIGTERM or SIGINT answers the request in hand and those already
  * waiting on the socket, then returns; SIGUSR2 (a pool restarting) stops
- * after the request in hand; SIGHUP reopens the log file. In a pool, a
- * registry file found replaced ends the worker with WORKER_EXIT_MOVED so
- * the master restarts every process. Returns the exit status.
+ * after the request in hand; SIGHUP reopens the log file. While the
+ * registry cannot be reached every request is answered 503 at once. In a
+ * pool a registry file found replaced (or not the one vetted) ends the
+ * worker with POOL_EXIT_MOVED: the master, not the worker, decides when a
+ * new file may be opened. Returns the exit status.
  */
 int worker_main(const struct worker_opts *o);
 

@@ -19,6 +19,8 @@
 
 #include "answer.h"
 #include "log.h"
+#include "pool.h"
+#include "metrics.h"
 
 /*
  * The wire: every message is a 4-byte length (network order) and that
@@ -37,8 +39,6 @@
 #define WRITER_IDLE_MS 1000
 /* Longest wait for a worker to take an answer off the socket (ms). */
 #define WRITER_SEND_MS 1000
-/* The writer's exit status when its registry file was replaced. */
-#define WRITER_EXIT_MOVED 75
 
 /* A growable byte buffer. */
 struct wbuf {
@@ -212,6 +212,7 @@ struct writer {
 	size_t nops;
 	size_t max_msg;
 	int stopping;
+	int moved;		/* the registry file is not the vetted one */
 };
 
 static void
@@ -392,6 +393,8 @@ apply_batch(struct writer *w)
 		registry_rollback(reg);
 	if (batch_rc != REG_OK)
 		fail_batch(w, batch_rc);
+	else
+		metrics_batch(w->nops);
 }
 
 /* Sends every answer of the batch and frees the batch. */
@@ -448,25 +451,45 @@ take_signals(struct writer *w, int sig_fd)
 	}
 }
 
+/*
+ * Makes w->ctx.reg a handle on the vetted registry. Returns 0, or -1
+ * with every write of the batch answered 503.
+ */
+static int
+writer_registry(struct writer *w, const struct pool_vetted *vetted)
+{
+	char why[REG_ERRMSG_SIZE];
+	size_t i;
+
+	if (w->ctx.reg == NULL && !w->moved) {
+		/* A replaced file means a restart of the pool, not a reopen. */
+		w->ctx.reg = pool_open_registry(w->cfg,
+		    REG_OPEN_NO_AUTOCHECKPOINT | REG_OPEN_NO_REOPEN, vetted,
+		    &w->moved, why);
+		if (w->ctx.reg == NULL)
+			log_error("writer cannot open registry '%s': %s",
+			    w->cfg->registry, why);
+	}
+	if (w->ctx.reg != NULL)
+		return 0;
+	for (i = 0; i < w->nops; i++)
+		answer_unavailable(&w->ctx, &w->ops[i].req, &w->ops[i].resp,
+		    "the registry cannot be reached; retry later");
+	return -1;
+}
+
 int
-writer_main(const struct config *cfg, int listen_fd, int sig_fd)
+writer_main(const struct config *cfg, int listen_fd, int sig_fd,
+    const struct pool_vetted *vetted)
 {
 	static struct writer w;
 	struct pollfd pfd[WRITER_CONN_MAX + 2];
-	enum reg_err err;
-	char why[REG_ERRMSG_SIZE];
 	size_t i, n;
 	int status = 0;
 
 	w.cfg = cfg;
 	w.ctx.cfg = cfg;
 	w.max_msg = cfg->max_body + WIRE_OVERHEAD;
-	/* A replaced file means a restart of the pool, never a reopen. */
-	w.ctx.reg = registry_open(cfg->registry, cfg->busy_timeout_ms,
-	    REG_OPEN_NO_AUTOCHECKPOINT | REG_OPEN_NO_REOPEN, &err, why);
-	if (w.ctx.reg == NULL)
-		log_error("writer cannot open registry '%s': %s", cfg->registry,
-		    why);
 	while (!w.stopping) {
 		pfd[0].fd = sig_fd;
 		pfd[0].events = POLLIN;
@@ -477,8 +500,9 @@ writer_main(const struct config *cfg, int listen_fd, int sig_fd)
 			pfd[i + 2].events = POLLIN;
 		}
 		n = w.nconns;
-		if (poll(pfd, n + 2, WRITER_IDLE_MS) == 0 && w.ctx.reg != NULL) {
-			registry_maintain(w.ctx.reg);
+		if (poll(pfd, n + 2, WRITER_IDLE_MS) == 0) {
+			if (w.ctx.reg != NULL)
+				registry_maintain(w.ctx.reg);
 			continue;
 		}
 		if (pfd[0].revents & POLLIN)
@@ -491,29 +515,13 @@ writer_main(const struct config *cfg, int listen_fd, int sig_fd)
 			accept_all(&w, listen_fd);
 		if (w.nops == 0)
 			continue;
-		if (w.ctx.reg == NULL) {
-			/* Retry the open for each batch; until then, 503. */
-			w.ctx.reg = registry_open(cfg->registry,
-			    cfg->busy_timeout_ms, REG_OPEN_NO_AUTOCHECKPOINT |
-			    REG_OPEN_NO_REOPEN, &err, why);
-			if (w.ctx.reg == NULL) {
-				log_error("writer cannot open registry '%s': "
-				    "%s", cfg->registry, why);
-				for (i = 0; i < w.nops; i++)
-					answer_unavailable(&w.ctx,
-					    &w.ops[i].req, &w.ops[i].resp,
-					    "the registry cannot be opened; "
-					    "retry later");
-				answer_batch(&w);
-				continue;
-			}
-		}
-		apply_batch(&w);
+		if (writer_registry(&w, vetted) == 0)
+			apply_batch(&w);
 		answer_batch(&w);
-		if (registry_moved(w.ctx.reg)) {
+		if (w.moved || (w.ctx.reg != NULL && registry_moved(w.ctx.reg))) {
 			log_error("registry file '%s' was replaced or deleted; "
 			    "the pool restarts", cfg->registry);
-			status = WRITER_EXIT_MOVED;
+			status = POOL_EXIT_MOVED;
 			break;
 		}
 		registry_maintain(w.ctx.reg);

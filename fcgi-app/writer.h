@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "pool.h"
 #include "users.h"
 #include "write.h"
 
@@ -39,10 +40,13 @@ int writer_listen(char *addr, size_t *addr_len);
 /*
  * The writer process: serves the listening socket listen_fd until a
  * signal on sig_fd (a signalfd) asks it to stop, answering the batch in
- * hand first. Connections from processes of another user are refused.
- * Returns the process's exit status.
+ * hand first. It opens only the registry file vetted (see pool.h; NULL:
+ * any); while it cannot, every batch is answered 503. Connections from
+ * processes of another user are refused. Returns the process's exit
+ * status (POOL_EXIT_MOVED when its file was replaced).
  */
-int writer_main(const struct config *cfg, int listen_fd, int sig_fd);
+int writer_main(const struct config *cfg, int listen_fd, int sig_fd,
+    const struct pool_vetted *vetted);
 
 struct writer_client;
 
