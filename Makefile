@@ -16,9 +16,9 @@ BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 BUILD ?= build
 
-PKGS := fcgi json-c sqlite3
+PKGS := fcgi json-c sqlite3 libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lsqlite3)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lsqlite3 -lpq)
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRIT_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
@@ -33,7 +33,11 @@ WERROR := -Werror
 endif
 
 CFLAGS ?= -O2 -g
-CPPFLAGS += -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
+VERSION ?= 1.0.0
+LOCALSTATEDIR ?= /var
+CPPFLAGS += -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+	-DUSERREG_VERSION=\"$(VERSION)\" \
+	-DUSERREG_STATE_DIR=\"$(LOCALSTATEDIR)/lib/userreg\"
 ALL_CFLAGS = -std=c11 $(WARNINGS) $(WERROR) $(HARDENING) $(CFLAGS) $(PKG_CFLAGS)
 LDFLAGS ?= -pie -Wl,-z,relro,-z,now
 
@@ -73,6 +77,8 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libuserreg.a
 # Installs missing Debian packages when run as root; otherwise names them.
 deps:
 	@sh deploy/install-deps.sh
+deps-check:
+	@sh deploy/install-deps.sh check
 deps-clang:
 	@USERREG_EXTRA_PACKAGES="clang libclang-rt-14-dev" sh deploy/install-deps.sh
 
@@ -153,7 +159,7 @@ valgrind: $(BUILD)/unit-tests
 	    --trace-children=yes $(BUILD)/unit-tests --jobs 1
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-san $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-san $(BUILD)-fuzz $(BUILD)-nosync
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/userreg
@@ -165,7 +171,7 @@ install: all
 # lint, packaging...) keep their rules in mk/*.mk.
 -include $(sort $(wildcard mk/*.mk))
 
-check: deps
+check: deps-check
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	@printf '%s\n' $(patsubst check-%,%,$(CHECK_STEPS)) > $(RESULTS)/expected
 	@status=0; for step in $(CHECK_STEPS); do \
@@ -176,5 +182,5 @@ check: deps
 	python3 tests/summary.py $(RESULTS) || status=1; \
 	exit $$status
 
-.PHONY: check check-unit check-integration all deps deps-clang fuzz-run run test integration check sanitize fuzz valgrind clean \
+.PHONY: check check-unit check-integration all deps deps-check deps-clang fuzz-run run test integration check sanitize fuzz valgrind clean \
 	install

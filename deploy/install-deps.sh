@@ -2,14 +2,24 @@
 # install-deps.sh: installs the Debian packages userreg builds, runs and
 # tests with, when any is missing. As root it runs apt-get; otherwise it
 # names what to install and fails.
+#   sh deploy/install-deps.sh          what `make` and `make run` need
+#   sh deploy/install-deps.sh check    and every server and tool the tests use
 set -eu
 
 PACKAGES="build-essential pkg-config libfcgi-dev libfcgi-bin libjson-c-dev
-libsqlite3-dev sqlite3 libcriterion-dev nginx-light spawn-fcgi curl python3
-python3-pytest"
+libsqlite3-dev libpq-dev sqlite3 nginx-light curl python3"
 
-# Targets that need more (make sanitize and fuzz: clang; bench: wrk)
-# name it in USERREG_EXTRA_PACKAGES.
+# make check: unit and integration suites, every front (Apache, spawn-fcgi,
+# systemd's socket activation), PostgreSQL, Prometheus, the power-loss
+# filesystem, the short fuzz and benchmark runs, the Debian package.
+CHECK_PACKAGES="libcriterion-dev python3-pytest spawn-fcgi apache2
+postgresql-15 prometheus fuse3 libfuse3-dev clang libclang-rt-14-dev wrk
+gnuplot-nox dpkg-dev fakeroot systemd valgrind"
+
+if [ "${1:-}" = check ]; then
+	PACKAGES="$PACKAGES $CHECK_PACKAGES"
+fi
+# Targets that need more name it in USERREG_EXTRA_PACKAGES.
 PACKAGES="$PACKAGES ${USERREG_EXTRA_PACKAGES:-}"
 
 missing=""
@@ -31,3 +41,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Servers come for the tests, which start and stop their own: none of
+# them runs as a system service here (where systemd runs, say so).
+for unit in apache2 prometheus postgresql; do
+	if command -v systemctl >/dev/null 2>&1 &&
+	    systemctl is-enabled "$unit" >/dev/null 2>&1; then
+		systemctl disable --now "$unit" >/dev/null 2>&1 || true
+	fi
+done
