@@ -38,9 +38,10 @@ usage(FILE *f)
 	    "                    [--socket-owner USER] [--socket-group GROUP]\n"
 	    "       userreg.fcgi --check-config [-c FILE]\n"
 	    "       userreg.fcgi --version\n"
-	    "Without --listen it serves FastCGI on fd 0 (spawn-fcgi, systemd;\n"
-	    "a pool of N workers with --workers N) or, started by a web server\n"
-	    "as CGI, answers one request. The config file also comes from\n"
+	    "Without --listen it serves FastCGI on the socket systemd passes\n"
+	    "(LISTEN_FDS) or on fd 0 (spawn-fcgi, StandardInput=socket), as a\n"
+	    "pool with --workers N, or, started by a web server as CGI,\n"
+	    "answers one request. The config file also comes from\n"
 	    "USERREG_CONF.\n");
 }
 
@@ -209,6 +210,31 @@ open_listener(const struct options *o, const char **unix_path)
 	return sock;
 }
 
+/*
+ * The listening socket systemd passes (sd_listen_fds(3): LISTEN_PID is
+ * ours, LISTEN_FDS counts sockets from fd 3), or -1. fd 0 is the other
+ * way (StandardInput=socket, spawn-fcgi).
+ */
+static int
+systemd_socket(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	char *end;
+	long n;
+
+	if (pid == NULL || fds == NULL || strtol(pid, &end, 10) != getpid() ||
+	    *end != '\0')
+		return -1;
+	n = strtol(fds, &end, 10);
+	if (*end != '\0' || n < 1)
+		return -1;
+	/* Not for the children, which take it by inheritance. */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return 3;
+}
+
 /* --check-config: the file parses; says where the registry is. */
 static int
 check_config(const struct config *cfg, const char *conf)
@@ -257,7 +283,7 @@ main(int argc, char **argv)
 	struct config cfg;
 	const char *unix_path = NULL;
 	char err[512];
-	int rc, sock, cgi, cfg_ok;
+	int rc, sock, cgi, cfg_ok, sd;
 
 	if ((rc = parse_options(argc, argv, &o)) >= 0)
 		return rc;
@@ -271,7 +297,8 @@ main(int argc, char **argv)
 		}
 		return check_config(&cfg, o.conf);
 	}
-	cgi = o.listen_at == NULL && o.workers == 0 && http_is_cgi();
+	sd = o.listen_at == NULL ? systemd_socket() : -1;
+	cgi = o.listen_at == NULL && sd < 0 && o.workers == 0 && http_is_cgi();
 	if (cgi) {
 		/* RFC 3875 4.1.4: a CGI server always sets it. */
 		if (getenv("GATEWAY_INTERFACE") == NULL) {
@@ -301,9 +328,9 @@ main(int argc, char **argv)
 	if (registry_ensure(&cfg) != 0 || http_init() != 0)
 		return 1;
 	if (o.listen_at == NULL) {
+		sock = sd >= 0 ? sd : 0;
 		if (o.workers == 0)
-			return pool_serve_alone(&cfg, 0);
-		sock = 0;
+			return pool_serve_alone(&cfg, sock);
 	} else if ((sock = open_listener(&o, &unix_path)) < 0) {
 		return 1;
 	}
@@ -313,7 +340,7 @@ main(int argc, char **argv)
 	po.workers = o.workers > 0 ? (int)o.workers : 1;
 	po.unix_path = unix_path;
 	rc = pool_run(&po);
-	if (sock != 0)
+	if (o.listen_at != NULL)
 		close(sock);
 	if (unix_path != NULL)
 		unlink(unix_path);
