@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -763,32 +764,43 @@ def test_idempotency_concurrent_same_key_creates_once(srv):
     assert len(items) == 1 and compact(items[0]) == first.body, items
 
 
-@pytest.mark.contract
-def test_idempotency_in_flight_key_is_409_in_use(srv):
-    # A request still in flight, pinned: its claim is written into the
-    # registry as a running request leaves it (idem.c's table; a real one
-    # lasts too short to hit reliably through nginx).
-    key = ukey(srv, "flight")
-    name = srv.unique("flight")
+def test_idempotency_second_request_waits_for_the_first_and_replays(srv):
+    # The first request is held at the registry's write lock (another
+    # connection holds it): a second one with the same key and body, sent
+    # meanwhile, is never told the key is in use; once the lock is free the
+    # first creates the user and the second replays its answer. With another
+    # body the second is 422 once the first has answered.
+    key = ukey(srv, "wait")
+    name = srv.unique("wait")
     body = compact({"username": name})
-    now = int(time.time())
+    other = compact({"username": srv.unique("wait2")})
     db = sqlite3.connect(srv.registry, timeout=10, isolation_level=None)
     try:
-        db.execute("INSERT INTO idempotency (scope, key, fingerprint, state, status, response,"
-                   " claimed_at, expires_at) VALUES ('', ?, ?, 0, NULL, NULL, ?, ?)",
-                   (key, hashlib.sha256(body).hexdigest(), now, now + 86400))
+        db.execute("BEGIN EXCLUSIVE")
+        results = {}
+
+        def send(tag, b):
+            results[tag] = idem_post(srv, key, b, timeout=30)
+        threads = [threading.Thread(target=send, args=("first", body))]
+        threads[0].start()
+        time.sleep(0.3)
+        threads.append(threading.Thread(target=send, args=("second", body)))
+        threads[1].start()
+        time.sleep(0.3)
+        assert not results, "answered while the lock was held: %r" % results
     finally:
+        db.execute("ROLLBACK")
         db.close()
-    for quoted in (key, '"%s"' % key):
-        r = idem_post(srv, quoted, body)
-        p = srv.problem(r, 409, "idempotency-key-in-use")
-        assert r.headers.get("Retry-After") == "1", r.describe()
-        assert p["resolution"] == "retry-after", p
-        assert r.headers.get("Idempotent-Replayed") is None, r.describe()
-    # another body under the key in flight: reused, not in use
-    srv.problem(idem_post(srv, key, compact({"username": srv.unique("flight2")})), 422,
-                "idempotency-key-reused")
-    assert no5xx(srv.get("users/" + name)).status == 404, "the request ran anyway"
+    for t in threads:
+        t.join(30)
+    first, second = results["first"], results["second"]
+    fresh = [r for r in (first, second) if r.headers.get("Idempotent-Replayed") is None]
+    assert len(fresh) == 1 and fresh[0].status == 201, (first.describe(), second.describe())
+    replay = second if fresh[0] is first else first
+    assert_replay(fresh[0], replay)
+    srv.problem(idem_post(srv, key, other), 422, "idempotency-key-reused")
+    assert no5xx(srv.get("users/" + json.loads(other)["username"])).status == 404
+    assert no5xx(srv.get("users/" + name)).status == 200
 
 
 @pytest.mark.contract
