@@ -1651,6 +1651,73 @@ Test(registry, open_with_create_gives_an_empty_file_its_schema)
 	cr_assert(eq(i64, raw_int_at(path, "PRAGMA user_version"), 2));
 }
 
+/* A registry at path switched to a rollback journal, as a copy may be. */
+static void
+make_rollback_journal_copy(const char *path)
+{
+	struct registry *r = open_at(path, 2000);
+	struct user u;
+
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(r), REG_OK));
+	cr_assert(eq(int, registry_insert(r, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(r), REG_OK));
+	registry_close(r);
+	raw_exec_at(path, "PRAGMA journal_mode = DELETE");
+}
+
+Test(registry, open_without_create_of_a_rollback_journal_copy_is_unavailable)
+{
+	char path[PATH_LEN], why[REG_ERRMSG_SIZE], mode[16];
+	enum reg_err err = REG_OK;
+
+	make_rollback_journal_copy(path_in(path, "copy.db"));
+	cr_assert(eq(ptr, registry_open(path, 50, 0, &err, why), NULL));
+	cr_assert(eq(int, err, REG_UNAVAILABLE));
+	cr_assert(not(eq(ptr, strstr(why, "WAL"), NULL)), "%s", why);
+	raw_text_at(path, "PRAGMA journal_mode", mode, sizeof(mode));
+	cr_assert(eq(str, mode, "delete"), "the file was changed");
+}
+
+Test(registry, open_with_create_switches_a_rollback_journal_copy_to_wal)
+{
+	char path[PATH_LEN], mode[16];
+	struct registry *r;
+	struct user got;
+
+	make_rollback_journal_copy(path_in(path, "copy.db"));
+	r = open_at(path, 2000);
+	cr_assert(eq(int, registry_get(r, "alice", &got), REG_OK));
+	registry_close(r);
+	raw_text_at(path, "PRAGMA journal_mode", mode, sizeof(mode));
+	cr_assert(eq(str, mode, "wal"));
+}
+
+Test(registry, create_beside_the_log_of_a_deleted_file_is_refused)
+{
+	char path[PATH_LEN], wal[PATH_LEN], why[REG_ERRMSG_SIZE];
+	enum reg_err err = REG_OK;
+	struct registry *r;
+	FILE *f;
+
+	/* A log without its file would be replayed into a new one. */
+	path_in(path, "lost.db");
+	cr_assert(not(eq(ptr, f = fopen(path_in(wal, "lost.db-wal"), "w"),
+	    NULL)));
+	fputs("frames of a file that is gone", f);
+	fclose(f);
+	cr_assert(eq(ptr, registry_open(path, 50, REG_OPEN_CREATE, &err, why),
+	    NULL));
+	cr_assert(eq(int, err, REG_ERROR));
+	cr_assert(not(eq(ptr, strstr(why, wal), NULL)), "%s", why);
+	cr_assert(not(exists(path)), "a registry was created");
+	/* An empty log holds nothing to replay. */
+	cr_assert(not(eq(ptr, f = fopen(wal, "w"), NULL)));
+	fclose(f);
+	r = open_at(path, 50);
+	registry_close(r);
+}
+
 Test(registry, open_of_a_current_registry_takes_no_write_lock)
 {
 	struct registry *r;
