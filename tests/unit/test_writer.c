@@ -806,3 +806,21 @@ Test(writer, call_without_a_writer_listening_is_503)
 	writer_client_free(NULL);
 	cr_assert(not(has_user(cfg.registry, "carol")));
 }
+
+Test(writer, listening_address_is_abstract_and_within_its_limit)
+{
+	char again[WRITER_ADDR_MAX];
+	size_t again_len = 0;
+	int fd;
+
+	cr_assert(eq(int, WRITER_BATCH_MAX, 256));
+	cr_assert(gt(sz, addr_len, 1));
+	cr_assert(le(sz, addr_len, WRITER_ADDR_MAX));
+	cr_assert(eq(chr, addr[0], '\0'));
+	cr_assert(eq(sz, strlen(addr + 1), addr_len - 1));
+	/* Each socket gets a name of its own. */
+	cr_assert(ge(int, fd = writer_listen(again, &again_len), 0));
+	cr_assert(not(eq(int, again_len == addr_len &&
+	    memcmp(again, addr, addr_len) == 0, 1)));
+	close(fd);
+}
