@@ -47,13 +47,21 @@ http_add_header(struct http_response *resp, const char *name,
 	if (resp->nheaders >= HTTP_HEADERS_MAX)
 		return -1;
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (value = malloc((size_t)n + 1)) == NULL)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(value, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if (strcmp(fmt, "%s") == 0) {
+		/* Most headers are one string: no formatting to do. */
+		value = strdup(va_arg(ap, const char *));
+		va_end(ap);
+		if (value == NULL)
+			return -1;
+	} else {
+		n = vsnprintf(NULL, 0, fmt, ap);
+		va_end(ap);
+		if (n < 0 || (value = malloc((size_t)n + 1)) == NULL)
+			return -1;
+		va_start(ap, fmt);
+		vsnprintf(value, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	/* Header splitting is impossible by construction, not by hope. */
 	if (strpbrk(value, "\r\n") != NULL) {
 		free(value);
@@ -350,11 +358,58 @@ struct http_io {
 	FCGX_Request *fr;	/* NULL for CGI */
 };
 
-static const char *
-io_param(const struct http_io *io, const char *name)
+/* The parameters a request is read from, by their index below. */
+enum param {
+	P_REQUEST_ID, P_REQUEST_METHOD, P_REQUEST_URI, P_SCRIPT_NAME,
+	P_PATH_INFO, P_QUERY_STRING, P_CONTENT_TYPE, P_CONTENT_LENGTH,
+	P_IF_MATCH, P_IF_NONE_MATCH, P_IDEMPOTENCY_KEY, P_REMOTE_USER,
+	P_REMOTE_ADDR, P__MAX
+};
+
+static const char *const param_names[P__MAX] = {
+	[P_REQUEST_ID] = "REQUEST_ID",
+	[P_REQUEST_METHOD] = "REQUEST_METHOD",
+	[P_REQUEST_URI] = "REQUEST_URI",
+	[P_SCRIPT_NAME] = "SCRIPT_NAME",
+	[P_PATH_INFO] = "PATH_INFO",
+	[P_QUERY_STRING] = "QUERY_STRING",
+	[P_CONTENT_TYPE] = "CONTENT_TYPE",
+	[P_CONTENT_LENGTH] = "CONTENT_LENGTH",
+	[P_IF_MATCH] = "HTTP_IF_MATCH",
+	[P_IF_NONE_MATCH] = "HTTP_IF_NONE_MATCH",
+	[P_IDEMPOTENCY_KEY] = "HTTP_IDEMPOTENCY_KEY",
+	[P_REMOTE_USER] = "REMOTE_USER",
+	[P_REMOTE_ADDR] = "REMOTE_ADDR",
+};
+
+extern char **environ;
+
+/*
+ * Finds every parameter a request is read from in one pass over the
+ * "NAME=value" list (the FastCGI params or the CGI environment); the
+ * first occurrence of a name wins, absent ones stay NULL.
+ */
+static void
+io_params(const struct http_io *io, const char *v[P__MAX])
 {
-	return io->fr != NULL ? FCGX_GetParam(name, io->fr->envp) :
-	    getenv(name);
+	char **env = io->fr != NULL ? io->fr->envp : environ;
+	const char *e, *eq;
+	size_t i, n;
+
+	for (i = 0; i < P__MAX; i++)
+		v[i] = NULL;
+	for (; env != NULL && *env != NULL; env++) {
+		e = *env;
+		if ((eq = strchr(e, '=')) == NULL)
+			continue;
+		n = (size_t)(eq - e);
+		for (i = 0; i < P__MAX; i++)
+			if (v[i] == NULL && strncmp(param_names[i], e, n) == 0 &&
+			    param_names[i][n] == '\0') {
+				v[i] = eq + 1;
+				break;
+			}
+	}
 }
 
 /* Reads up to n bytes; returns the count, 0 at the end, -1 on error. */
@@ -394,9 +449,9 @@ io_write(const struct http_io *io, const char *buf, size_t n)
 
 /* Returns the path part of REQUEST_URI, or SCRIPT_NAME + PATH_INFO. */
 static const char *
-request_path(const struct http_io *io, char **owned)
+request_path(const char *const v[P__MAX], char **owned)
 {
-	const char *uri = io_param(io, "REQUEST_URI");
+	const char *uri = v[P_REQUEST_URI];
 	const char *script, *info;
 	size_t n;
 
@@ -409,8 +464,8 @@ request_path(const struct http_io *io, char **owned)
 			return NULL;
 		return *owned;
 	}
-	script = io_param(io, "SCRIPT_NAME");
-	info = io_param(io, "PATH_INFO");
+	script = v[P_SCRIPT_NAME];
+	info = v[P_PATH_INFO];
 	if (script == NULL)
 		script = "";
 	if (info == NULL)
@@ -422,41 +477,36 @@ request_path(const struct http_io *io, char **owned)
 	return *owned;
 }
 
-static const char *
-param_or(const struct http_io *io, const char *name, const char *dflt)
-{
-	const char *v = io_param(io, name);
-	return v != NULL ? v : dflt;
-}
 
 /* Fills req from io, reading the body whole when it fits max_body. */
 static int
 read_request(const struct http_io *io, size_t max_body,
     struct http_request *req)
 {
-	const char *cl;
+	const char *v[P__MAX], *cl;
 	size_t got = 0;
 	long n;
 	int over;
 
 	memset(req, 0, sizeof(*req));
+	io_params(io, v);
 	/* The front server's id, when it sends one, ties both logs together. */
-	if (http_adopt_request_id(req, io_param(io, "REQUEST_ID")) != 0)
+	if (http_adopt_request_id(req, v[P_REQUEST_ID]) != 0)
 		http_new_request_id(req);
-	req->method = param_or(io, "REQUEST_METHOD", "GET");
-	if ((req->path = request_path(io, &req->path_buf)) == NULL)
+	req->method = v[P_REQUEST_METHOD] != NULL ? v[P_REQUEST_METHOD] : "GET";
+	if ((req->path = request_path(v, &req->path_buf)) == NULL)
 		return -1;
-	req->query = param_or(io, "QUERY_STRING", "");
-	req->content_type = io_param(io, "CONTENT_TYPE");
-	req->if_match = io_param(io, "HTTP_IF_MATCH");
-	req->if_none_match = io_param(io, "HTTP_IF_NONE_MATCH");
-	req->idempotency_key = io_param(io, "HTTP_IDEMPOTENCY_KEY");
-	req->remote_user = io_param(io, "REMOTE_USER");
-	req->remote_addr = io_param(io, "REMOTE_ADDR");
+	req->query = v[P_QUERY_STRING] != NULL ? v[P_QUERY_STRING] : "";
+	req->content_type = v[P_CONTENT_TYPE];
+	req->if_match = v[P_IF_MATCH];
+	req->if_none_match = v[P_IF_NONE_MATCH];
+	req->idempotency_key = v[P_IDEMPOTENCY_KEY];
+	req->remote_user = v[P_REMOTE_USER];
+	req->remote_addr = v[P_REMOTE_ADDR];
 	if (req->content_type != NULL && req->content_type[0] == '\0')
 		req->content_type = NULL;
 
-	cl = io_param(io, "CONTENT_LENGTH");
+	cl = v[P_CONTENT_LENGTH];
 	if (cl == NULL || cl[0] == '\0')
 		req->content_length = 0;
 	else if ((over = parse_length(cl, &req->content_length)) < 0)
@@ -484,9 +534,58 @@ read_request(const struct http_io *io, size_t max_body,
 	return 0;
 }
 
+/* Room for a response's head; HTTP_HEADERS_MAX values fit many times. */
+#define HEAD_MAX (16 * 1024)
+
+/* A response head being built; len stays within buf, over marks a loss. */
+struct head {
+	char buf[HEAD_MAX];
+	size_t len;
+	int over;
+};
+
+static void
+head_put(struct head *h, const char *s, size_t n)
+{
+	if (h->over || n > sizeof(h->buf) - h->len) {
+		h->over = 1;
+		return;
+	}
+	memcpy(h->buf + h->len, s, n);
+	h->len += n;
+}
+
+static void
+head_str(struct head *h, const char *s)
+{
+	head_put(h, s, strlen(s));
+}
+
+static void
+head_num(struct head *h, size_t v)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+
+	do
+		digits[--i] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	head_put(h, digits + i, sizeof(digits) - i);
+}
+
+static void
+head_line(struct head *h, const char *name, const char *value)
+{
+	head_str(h, name);
+	head_put(h, ": ", 2);
+	head_str(h, value);
+	head_put(h, "\r\n", 2);
+}
+
 /*
  * Writes resp as a CGI response: Status, headers, X-Request-Id, then
- * Content-Type, Content-Length and the body unless HEAD or 204/304.
+ * Content-Type, Content-Length and the body unless HEAD or 204/304. The
+ * head is built in place: this runs for every request.
  */
 static int
 write_response(const struct http_io *io, const struct http_request *req,
@@ -494,31 +593,32 @@ write_response(const struct http_io *io, const struct http_request *req,
 {
 	int with_body = resp->body != NULL && resp->status != 204 &&
 	    resp->status != 304;
-	char *head = NULL;
-	size_t len = 0, i;
-	FILE *f;
+	struct head h;
+	size_t i;
 	int rc;
 
-	if ((f = open_memstream(&head, &len)) == NULL)
-		return -1;
-	fprintf(f, "Status: %d %s\r\n", resp->status,
-	    http_reason(resp->status));
+	h.len = 0;
+	h.over = 0;
+	head_str(&h, "Status: ");
+	head_num(&h, (size_t)resp->status);
+	head_put(&h, " ", 1);
+	head_str(&h, http_reason(resp->status));
+	head_put(&h, "\r\n", 2);
 	for (i = 0; i < resp->nheaders; i++)
-		fprintf(f, "%s: %s\r\n", resp->headers[i].name,
-		    resp->headers[i].value);
+		head_line(&h, resp->headers[i].name, resp->headers[i].value);
 	if (http_header(resp, "X-Request-Id") == NULL)
-		fprintf(f, "X-Request-Id: %s\r\n", req->request_id);
-	if (with_body)
-		fprintf(f, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-		    resp->content_type != NULL ? resp->content_type :
-		    "application/octet-stream", resp->body_len);
-	fputs("\r\n", f);
-	if (fclose(f) != 0) {
-		free(head);
-		return -1;
+		head_line(&h, "X-Request-Id", req->request_id);
+	if (with_body) {
+		head_line(&h, "Content-Type", resp->content_type != NULL ?
+		    resp->content_type : "application/octet-stream");
+		head_str(&h, "Content-Length: ");
+		head_num(&h, resp->body_len);
+		head_put(&h, "\r\n", 2);
 	}
-	rc = io_write(io, head, len);
-	free(head);
+	head_put(&h, "\r\n", 2);
+	if (h.over)
+		return -1;
+	rc = io_write(io, h.buf, h.len);
 	/* HEAD announces the GET's length but sends no body. */
 	if (rc == 0 && with_body && strcmp(req->method, "HEAD") != 0)
 		rc = io_write(io, resp->body, resp->body_len);

@@ -685,11 +685,28 @@ jsonio_time(int64_t t, char buf[JSONIO_TIME_SIZE])
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
+	int f[6], i, w;
+	char *p = buf;
 
-	/* Out of gmtime's range (never for real timestamps): the epoch. */
+	/* Out of the four-digit years (never for real timestamps): the epoch. */
 	if ((int64_t)tt != t || gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, JSONIO_TIME_SIZE, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	    tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
 		snprintf(buf, JSONIO_TIME_SIZE, "%s", "1970-01-01T00:00:00Z");
+		return buf;
+	}
+	/* strftime(3) costs more than the rest of a representation. */
+	f[0] = tm.tm_year + 1900;
+	f[1] = tm.tm_mon + 1;
+	f[2] = tm.tm_mday;
+	f[3] = tm.tm_hour;
+	f[4] = tm.tm_min;
+	f[5] = tm.tm_sec;
+	for (i = 0; i < 6; i++) {
+		for (w = i == 0 ? 1000 : 10; w > 0; w /= 10)
+			*p++ = (char)('0' + f[i] / w % 10);
+		*p++ = "--T::Z"[i];
+	}
+	*p = '\0';
 	return buf;
 }
 

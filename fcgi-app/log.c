@@ -66,7 +66,9 @@ log_reopen(void)
 void
 log_msg(enum config_log level, const char *fmt, ...)
 {
-	char stamp[32], line[1200];
+	static char stamp[32];
+	static time_t stamped = -1;
+	char line[1200];
 	struct tm tm;
 	time_t now;
 	va_list ap;
@@ -74,9 +76,12 @@ log_msg(enum config_log level, const char *fmt, ...)
 
 	if (level > log_level)
 		return;
-	now = time(NULL);
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* One access line per request: format the time once a second. */
+	if ((now = time(NULL)) != stamped) {
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		stamped = now;
+	}
 	n = snprintf(line, sizeof(line), "%s userreg[%ld]: %s: ", stamp,
 	    (long)getpid(), level_names[level]);
 	va_start(ap, fmt);

@@ -699,20 +699,12 @@ static enum reg_err
 sq_begin(struct registry *reg, enum reg_txn kind)
 {
 	struct sqreg *r = sq(reg);
-	enum reg_err rc;
 
 	if (r->db == NULL)
 		return down(r);
-	if ((rc = run(r, kind == REG_TXN_WRITE ? ST_BEGIN_WRITE :
-	    ST_BEGIN_READ)) != REG_OK)
-		return rc;
-	if (kind == REG_TXN_READ) {
-		/* DEFERRED begins nothing: take the snapshot now. */
-		int64_t v;
-		if ((rc = one_int(r, ST_REVISION, &v)) != REG_OK)
-			run(r, ST_ROLLBACK);
-	}
-	return rc;
+	/* DEFERRED: the snapshot is taken by the first read in it. */
+	return run(r, kind == REG_TXN_WRITE ? ST_BEGIN_WRITE :
+	    ST_BEGIN_READ);
 }
 
 static int
