@@ -1,218 +1,152 @@
-/* cli.c: the userreg admin tool, over the same registry the workers use. */
+/* cli.c: the userreg admin tool: its options, its registry, its commands. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_args.h"
+#include "admin_check.h"
+#include "admin_copy.h"
+#include "admin_env.h"
+#include "admin_export.h"
+#include "admin_import.h"
+#include "admin_write.h"
 #include "config.h"
-#include "jsonio.h"
+#include "log.h"
 #include "registry.h"
-#include "user.h"
-
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: userreg [-c FILE] COMMAND [ARGS]\n"
-	    "  init                       create the registry if missing\n"
-	    "  get NAME                   print a user\n"
-	    "  list [PREFIX]              print users in canonical order\n"
-	    "  create NAME [ROLE...]      create a user holding ROLEs\n"
-	    "  grant NAME ROLE            add a role to a user\n"
-	    "  revoke NAME ROLE           remove a role (not the last admin)\n"
-	    "  delete NAME                delete a user (not the last admin)\n"
-	    "The config file also comes from USERREG_CONF.\n");
-}
+#include "users.h"
+#include "version.h"
 
 static int
-print_user(const struct user *u)
+run_init(struct admin_env *env, const struct admin_args *a)
 {
-	struct json_object *o = jsonio_user(u);
-	char *s = o != NULL ? jsonio_serialize(o, NULL) : NULL;
-
-	json_object_put(o);
-	if (s == NULL)
-		return 1;
-	puts(s);
-	free(s);
-	return 0;
+	(void)env;
+	(void)a;
+	return ADMIN_EXIT_OK;	/* opening with REG_OPEN_CREATE did it */
 }
 
+/* show: the answer GET /users/NAME gives, from the same handler. */
 static int
-fail(struct registry *reg, const char *what, enum reg_err rc)
+run_show(struct admin_env *env, const struct admin_args *a)
 {
-	fprintf(stderr, "userreg: %s: %s", what, registry_err_str(rc));
-	if (rc == REG_ERROR || rc == REG_UNAVAILABLE)
-		fprintf(stderr, " (%s)", registry_errmsg(reg));
-	fputc('\n', stderr);
-	return 1;
-}
+	struct users_ctx ctx = { &env->cfg, env->reg, NULL };
+	struct http_request req;
+	struct http_response resp;
+	int status;
 
-static int
-add_role(struct user *u, const char *role)
-{
-	if (user_check_role(role, strlen(role)) != USER_OK) {
-		fprintf(stderr, "userreg: bad role '%s'\n", role);
-		return -1;
-	}
-	if (user_has_role(u, role))
-		return 0;
-	if (u->nroles >= USER_ROLES_MAX) {
-		fprintf(stderr, "userreg: too many roles\n");
-		return -1;
-	}
-	strcpy(u->roles[u->nroles++], role);
-	user_sort_roles(u);
-	return 0;
-}
-
-static void
-drop_role(struct user *u, const char *role)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < u->nroles; i++)
-		if (strcmp(u->roles[i], role) != 0)
-			memmove(u->roles[o++], u->roles[i],
-			    sizeof(u->roles[i]));
-	u->nroles = o;
-}
-
-/* create, grant, revoke and delete: one transaction each. */
-static int
-write_cmd(struct registry *reg, const char *cmd, int argc, char **argv)
-{
-	struct user cur, next;
-	enum reg_err rc;
-	int i, status = 1;
-
-	if (argc < 1 || user_check_name(argv[0], strlen(argv[0])) != USER_OK) {
-		fprintf(stderr, "userreg: %s needs a valid username\n", cmd);
-		return 2;
-	}
-	if ((rc = registry_begin(reg)) != REG_OK)
-		return fail(reg, cmd, rc);
-	if (strcmp(cmd, "create") == 0) {
-		memset(&next, 0, sizeof(next));
-		strcpy(next.username, argv[0]);
-		for (i = 1; i < argc; i++)
-			if (add_role(&next, argv[i]) != 0)
-				goto out;
-		rc = registry_insert(reg, &next);
-	} else if ((rc = registry_get(reg, argv[0], &cur)) == REG_OK) {
-		next = cur;
-		if (strcmp(cmd, "delete") == 0) {
-			rc = registry_delete(reg, &cur);
-		} else if (argc != 2) {
-			fprintf(stderr, "userreg: %s needs NAME ROLE\n", cmd);
-			goto out;
-		} else {
-			if (strcmp(cmd, "grant") == 0) {
-				if (add_role(&next, argv[1]) != 0)
-					goto out;
-			} else {
-				drop_role(&next, argv[1]);
-			}
-			rc = user_same_writable(&cur, &next) ? REG_OK :
-			    registry_update(reg, &cur, &next);
-		}
-	}
-	if (rc != REG_OK) {
-		fail(reg, cmd, rc);
-		goto out;
-	}
-	if ((rc = registry_commit(reg)) != REG_OK) {
-		fail(reg, "commit", rc);
-		goto out;
-	}
-	status = strcmp(cmd, "delete") == 0 ? 0 : print_user(&next);
-out:
-	registry_rollback(reg);
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.path = "/users";
+	req.query = "";
+	http_new_request_id(&req);
+	http_response_init(&resp);
+	users_get(&ctx, &req, a->pos[0], &resp);
+	status = admin_write_exit(resp.status);
+	if (status == ADMIN_EXIT_OK)
+		fprintf(env->out, "%.*s\n", (int)resp.body_len, resp.body);
+	else
+		admin_write_report(env, a->cmd, a->pos[0], &resp);
+	http_response_release(&resp);
 	return status;
 }
 
+typedef int command_fn(struct admin_env *, const struct admin_args *);
+
+static command_fn *const commands[ADMIN_CMD__MAX] = {
+	[ADMIN_CMD_INIT] = run_init,
+	[ADMIN_CMD_ADD] = admin_write,
+	[ADMIN_CMD_SHOW] = run_show,
+	[ADMIN_CMD_LIST] = admin_list,
+	[ADMIN_CMD_SET] = admin_write,
+	[ADMIN_CMD_DELETE] = admin_write,
+	[ADMIN_CMD_GRANT] = admin_write,
+	[ADMIN_CMD_REVOKE] = admin_write,
+	[ADMIN_CMD_EXPORT] = admin_export,
+	[ADMIN_CMD_IMPORT] = admin_import,
+	[ADMIN_CMD_CHECK] = admin_check,
+	[ADMIN_CMD_BACKUP] = admin_backup,
+	[ADMIN_CMD_MIGRATE] = admin_migrate,
+};
+
+/* The config of -c or USERREG_CONF, -r over its registry, access open. */
 static int
-list_cmd(struct registry *reg, const char *prefix)
+configure(struct admin_env *env, const struct admin_args *a)
 {
-	struct user *page;
-	char after[USER_NAME_MAX + 1] = "", lower[USER_NAME_MAX + 1] = "";
-	size_t n, i;
-	int more = 1, status = 0;
+	const char *conf = a->conf != NULL ? a->conf : getenv("USERREG_CONF");
+	char err[512];
+
+	config_defaults(&env->cfg);
+	if (conf != NULL && conf[0] != '\0' &&
+	    config_load(&env->cfg, conf, err, sizeof(err)) != 0)
+		return admin_say(env, ADMIN_EXIT_FAILURE, "%s", err);
+	if (a->registry != NULL) {
+		if (a->registry[0] == '\0' || strlen(a->registry) >=
+		    sizeof(env->cfg.registry))
+			return admin_say(env, ADMIN_EXIT_USAGE, "--registry "
+			    "must name a registry of at most %zu bytes",
+			    sizeof(env->cfg.registry) - 1);
+		memcpy(env->cfg.registry, a->registry,
+		    strlen(a->registry) + 1);
+	}
+	/* Whoever runs the tool holds the registry file itself. */
+	env->cfg.access = CONFIG_ACCESS_OPEN;
+	env->cfg.signup = CONFIG_SIGNUP_OPEN;
+	log_set_level(env->cfg.log_level);
+	return ADMIN_EXIT_OK;
+}
+
+static int
+open_registry(struct admin_env *env, enum admin_cmd cmd)
+{
+	char why[REG_ERRMSG_SIZE] = "";
 	enum reg_err rc;
 
-	if (prefix != NULL) {
-		for (i = 0; prefix[i] != '\0' && i < USER_NAME_MAX; i++)
-			lower[i] = prefix[i] >= 'A' && prefix[i] <= 'Z' ?
-			    (char)(prefix[i] - 'A' + 'a') : prefix[i];
-		lower[i] = '\0';
-	}
-	if ((page = calloc(REG_LIST_MAX, sizeof(*page))) == NULL)
-		return 1;
-	while (more) {
-		rc = registry_list(reg, after, lower, REG_LIST_MAX, page, &n,
-		    &more);
-		if (rc != REG_OK) {
-			status = fail(reg, "list", rc);
-			break;
-		}
-		for (i = 0; i < n; i++)
-			status |= print_user(&page[i]);
-		if (n == 0)
-			break;
-		user_canonical(page[n - 1].username, after);
-	}
-	free(page);
-	return status;
+	env->reg = registry_open(env->cfg.registry, env->cfg.busy_timeout_ms,
+	    cmd == ADMIN_CMD_INIT ? REG_OPEN_CREATE : 0, &rc, why);
+	if (env->reg != NULL)
+		return ADMIN_EXIT_OK;
+	if (why[0] != '\0')
+		return admin_say(env, ADMIN_EXIT_FAILURE, "cannot open the "
+		    "registry: %s%s", why, cmd == ADMIN_CMD_INIT ? "" :
+		    " (userreg init creates one)");
+	return admin_say(env, ADMIN_EXIT_FAILURE, "cannot open registry "
+	    "'%s': %s", env->cfg.registry, registry_err_str(rc));
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *conf = getenv("USERREG_CONF");
-	struct config cfg;
-	struct registry *reg;
-	struct user u;
-	enum reg_err rc;
-	char err[512];
+	struct admin_env env;
+	struct admin_args a;
+	char err[ADMIN_ARGS_ERROR_SIZE];
 	int status;
 
-	if (argc >= 3 && strcmp(argv[1], "-c") == 0) {
-		conf = argv[2];
-		argc -= 2;
-		argv += 2;
+	memset(&env, 0, sizeof(env));
+	env.out = stdout;
+	env.err = stderr;
+	if (admin_args_parse(argc, argv, &a, err) != 0) {
+		fprintf(stderr, "userreg: %s\nTry 'userreg %s%s--help'.\n",
+		    err, admin_cmd_name(a.cmd),
+		    a.cmd != ADMIN_CMD_NONE ? " " : "");
+		return ADMIN_EXIT_USAGE;
 	}
-	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "--help") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (a.help) {
+		admin_help(stdout, a.cmd);
+		return fflush(stdout) == 0 ? ADMIN_EXIT_OK : ADMIN_EXIT_FAILURE;
 	}
-	config_defaults(&cfg);
-	if (conf != NULL && conf[0] != '\0' &&
-	    config_load(&cfg, conf, err, sizeof(err)) != 0) {
-		fprintf(stderr, "userreg: %s\n", err);
-		return 1;
+	if (a.version) {
+		printf("userreg %s\n", USERREG_VERSION);
+		return fflush(stdout) == 0 ? ADMIN_EXIT_OK : ADMIN_EXIT_FAILURE;
 	}
-	if ((reg = registry_open(cfg.registry, cfg.busy_timeout_ms,
-	    strcmp(argv[1], "init") == 0 ? REG_OPEN_CREATE : 0, &rc, err)) ==
-	    NULL) {
-		fprintf(stderr, "userreg: cannot open registry '%s': %s\n",
-		    cfg.registry, err);
-		return 1;
-	}
-	if (strcmp(argv[1], "init") == 0 && argc == 2) {
-		status = 0;
-	} else if (strcmp(argv[1], "get") == 0 && argc == 3) {
-		rc = registry_get(reg, argv[2], &u);
-		status = rc == REG_OK ? print_user(&u) : fail(reg, "get", rc);
-	} else if (strcmp(argv[1], "list") == 0 && argc <= 3) {
-		status = list_cmd(reg, argc == 3 ? argv[2] : NULL);
-	} else if (strcmp(argv[1], "create") == 0 ||
-	    strcmp(argv[1], "grant") == 0 || strcmp(argv[1], "revoke") == 0 ||
-	    strcmp(argv[1], "delete") == 0) {
-		status = write_cmd(reg, argv[1], argc - 2, argv + 2);
-	} else {
-		usage(stderr);
-		status = 2;
-	}
-	registry_close(reg);
+	if ((status = configure(&env, &a)) != ADMIN_EXIT_OK)
+		return status;
+	/* migrate opens the two registries it names, not the config's. */
+	if (a.cmd != ADMIN_CMD_MIGRATE &&
+	    (status = open_registry(&env, a.cmd)) != ADMIN_EXIT_OK)
+		return status;
+	status = commands[a.cmd](&env, &a);
+	registry_close(env.reg);
+	if (fflush(stdout) != 0 && status == ADMIN_EXIT_OK)
+		status = admin_say(&env, ADMIN_EXIT_FAILURE, "cannot write "
+		    "the output");
 	return status;
 }
