@@ -20,11 +20,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct config cfg;
 static struct users_ctx ctx;
+static char dir[] = "/tmp/userreg-fuzz-XXXXXX";
+
+/* The registry and its -wal and -shm files go with the directory. */
+static void
+cleanup(void)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char path[sizeof(cfg.registry) + 8];
+	size_t i;
+
+	registry_close(ctx.reg);
+	ctx.reg = NULL;
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", cfg.registry, suffix[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
 
 static void
 setup(void)
 {
-	char dir[] = "/tmp/userreg-fuzz-XXXXXX";
 	enum reg_err err;
 
 	if (mkdtemp(dir) == NULL)
@@ -33,8 +50,10 @@ setup(void)
 	snprintf(cfg.registry, sizeof(cfg.registry), "%s/users.db", dir);
 	cfg.busy_timeout_ms = 100;
 	ctx.cfg = &cfg;
-	if ((ctx.reg = registry_open(cfg.registry, 100, &err)) == NULL)
+	if ((ctx.reg = registry_open(cfg.registry, 100, REG_OPEN_CREATE, &err,
+	    NULL)) == NULL)
 		abort();
+	atexit(cleanup);
 }
 
 int
