@@ -193,6 +193,7 @@ class Load:
         self.nthreads = threads
         self.stop = threading.Event()
         self.records = []
+        self.seen = []             # (canon, version) a client was shown
         self.gets = 0
         self.early_5xx = []        # 5xx answers before the cut: abnormal
         self.surprises = []        # answers the contract does not allow
@@ -262,6 +263,20 @@ class Load:
         with self._lock:
             self.surprises.append(text)
 
+    def _saw(self, canon, version):
+        """A client was shown canon at version: that state must outlive
+        any power cut (nothing is visible before it is durable)."""
+        with self._lock:
+            self.seen.append((canon, version))
+
+    def _saw_existing(self, canon, a):
+        """A 409 user-exists shows the existing user's version."""
+        j = a.json() if a is not None and a.status == 409 else None
+        if isinstance(j, dict) and str(j.get("type", "")).endswith("/user-exists"):
+            v = j.get("existing_version")
+            if isinstance(v, str) and v.isdigit():
+                self._saw(canon, int(v))
+
     def _one(self, rng, tid, seq):
         canon = rng.choice(self.names)
         url_name = canon if rng.random() < 0.8 else canon.upper()
@@ -278,6 +293,7 @@ class Load:
         if a.status != 200 or a.etag_version() is None or not isinstance(a.json(), dict):
             self._surprise("GET %s answered %d %r" % (url_name, a.status, a.body[:200]))
             return
+        self._saw(canon, a.etag_version())
         if rng.random() < 0.2:
             self._delete(url_name, canon, a.etag_version(), rng)
         else:
@@ -294,7 +310,7 @@ class Load:
         if rng.random() < 0.6:
             rec = Rec("post", canon, self.epoch, username=username, token=token,
                       email=email, email_given=True)
-            self._send(rec, "POST", "%susers" % self.base, body)
+            self._saw_existing(canon, self._send(rec, "POST", "%susers" % self.base, body))
         else:
             rec = Rec("put-create", canon, self.epoch, username=username, token=token,
                       email=email, email_given=True)
@@ -509,6 +525,28 @@ def check_name(canon, prior, recs, item, by_token):
     return out
 
 
+def check_seen(seen, recs, state):
+    """The problems with what clients were shown before the cut: every
+    (canon, version) a GET or a 409 user-exists showed is still there, or
+    a newer version is, or a delete sent with an If-Match at or above it
+    (answered or not) may have removed it."""
+    out = []
+    deletes = {}
+    for r in recs:
+        if not r.is_write and r.outcome != "rejected" and r.if_match is not None:
+            deletes[r.canon] = max(deletes.get(r.canon, 0), r.if_match)
+    for canon, v in sorted(set(seen)):
+        item = state.get(canon)
+        if item is not None and int(item["version"]) >= v:
+            continue
+        if item is None and deletes.get(canon, 0) >= v:
+            continue
+        out.append(("seen", "%s: a client was shown version %d before the cut, "
+                    "after it %s" % (canon, v, "the user is gone" if item is None else
+                                     "version %s is there" % item["version"])))
+    return out
+
+
 def probe(st, epoch):
     """A create, read and delete as any client would; returns (records,
     problems)."""
@@ -619,6 +657,7 @@ class Run:
         for canon in sorted(set(by_name) | set(state) | set(self.priors)):
             problems += check_name(canon, self.priors.get(canon), by_name.get(canon, []),
                                    state.get(canon), by_token)
+        problems += check_seen(load.seen, recs, state)
         for r in recs:
             if r.is_write and r.outcome == "ack" and r.version is not None:
                 old = self.acked_versions.get(r.version)
