@@ -87,9 +87,12 @@ CEILINGS = (
 
 BASE_USERS = 1000	# ordinary users in the registries of the rows
 LIST_LIMIT = 50
-# DELETE victims per connection: this many times what the trivial
-# responder (which no service outruns) could answer in the same time.
+# DELETE victims: this many times what the trivial responder (which no
+# service outruns) answered in the same time, and never fewer than for
+# VICTIM_FLOOR requests/s: a ceiling measured in a noisy moment must not
+# leave a later DELETE row without victims.
 VICTIM_MARGIN = 1.5
+VICTIM_FLOOR = {1: 15000.0, 32: 30000.0}
 
 
 class BenchError(Exception):
@@ -608,7 +611,7 @@ def run_rows(ctx, backend, ceilings):
         victims = {}
         for c in CONNECTIONS:
             ceiling = ceilings.get(("trivial-post", c), {})
-            rate = ceiling.get("rps", 30000.0)
+            rate = max(ceiling.get("rps", 0.0), VICTIM_FLOOR.get(c, 30000.0))
             per = int(math.ceil(rate * ctx.seconds * VICTIM_MARGIN / c)) + 50
             victims[c] = ["del%d-%07d" % (c, i) for i in range(per * c)]
         reg.load(list(base_names(BASE_USERS)) +
