@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""pg.py: a throwaway PostgreSQL cluster for tests, stopped by pid.
+
+Python 3 standard library only; the PostgreSQL server binaries come from
+Debian's postgresql-15 (any version under /usr/lib/postgresql will do).
+
+    import pg
+    cl = pg.Cluster()               # a fresh temp dir; nothing runs yet
+    cl.start()                      # initdb once, then postgres on a unix
+                                    # socket in the dir and 127.0.0.1:<port>
+    uri = cl.create_database("userreg")
+                                    # postgresql://postgres@127.0.0.1:PORT/userreg
+    cl.restart()                    # fast shutdown, then up on the same port
+    cl.stop(); ...; cl.start()      # an outage of any length
+    cl.pause(); ...; cl.resume()    # a server that no longer answers
+                                    # (SIGSTOP to postmaster and backends)
+    cl.kill()                       # immediate shutdown (a crash): the next
+                                    # start runs crash recovery
+    cl.destroy()                    # stop if running, remove the dir
+
+The server runs as an unprivileged user ("postgres" when started as root,
+else the caller), with fsync on, trust authentication, listening on
+127.0.0.1 only. Everything it writes stays in the dir. Every signal goes to
+a pid read from the data directory's postmaster.pid or found in /proc,
+never to a name. A Cluster is rebuilt from its dir by Cluster(dir), so a
+test binary can drive outages of the cluster a harness started:
+
+    python3 tests/lib/pg.py run [--database NAME] -- CMD ARGS...
+        starts a cluster, creates the database (default "userreg_test", with
+        an ICU collation when the server has one, so byte order differs from
+        the database's order), runs CMD with USERREG_TEST_PG_URI (TCP),
+        USERREG_TEST_PG_SOCKET_URI (unix socket), USERREG_TEST_PG_DIR and
+        USERREG_TEST_PG_CTL (a command line ending before the action) in its
+        environment, then destroys the cluster; exits with CMD's status.
+    python3 tests/lib/pg.py --dir DIR start|stop|restart|kill|pause|resume|
+        destroy|uri [NAME]
+
+Stable API: class Cluster (start, stop, restart, kill, pause, resume,
+outage, destroy, running, create_database, uri, socket_uri, psql; attributes
+dir, data, port, pid), PgError, bindir(), free_port().
+"""
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+START_TIMEOUT = 30.0    # seconds for initdb + the server to accept queries
+STOP_TIMEOUT = 30.0     # seconds for a fast shutdown before SIGKILL
+STATE_FILE = "cluster.json"
+DEFAULT_DATABASE = "userreg_test"
+ICU_LOCALE = "en-US"
+
+# Appended to postgresql.conf. fsync stays on: a test of durability must
+# run against a server that keeps its promises.
+SERVER_CONF = """
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{dir}'
+unix_socket_permissions = 0777
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+max_connections = 60
+shared_buffers = 16MB
+dynamic_shared_memory_type = posix
+logging_collector = off
+log_min_messages = warning
+log_min_error_statement = panic
+log_timezone = 'UTC'
+timezone = 'UTC'
+"""
+
+
+class PgError(Exception):
+    """The cluster could not be started or driven; the message says why."""
+
+
+def bindir():
+    """Directory of initdb and postgres: pg_config's, else the newest."""
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        if os.path.exists(os.path.join(out, "postgres")):
+            return out
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+                   key=lambda p: int(p.split("/")[4])
+                   if p.split("/")[4].isdigit() else 0)
+    if not found:
+        raise PgError("no PostgreSQL server binaries: apt-get install "
+                      "postgresql-15")
+    return os.path.dirname(found[-1])
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _proc_state(pid):
+    """State letter of pid from /proc, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return data[data.rfind(")") + 2:].split()[0]
+
+
+def _alive(pid):
+    st = _proc_state(pid)
+    return st is not None and st != "Z"
+
+
+def _children(ppid):
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                data = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        rest = data[data.rfind(")") + 2:].split()
+        if int(rest[1]) == ppid and rest[0] != "Z":
+            out.append(int(name))
+    return sorted(out)
+
+
+class Cluster:
+    """One PostgreSQL cluster in one directory (see the module's text)."""
+
+    def __init__(self, dir=None):
+        self.owned_dir = dir is None
+        self.dir = dir or tempfile.mkdtemp(prefix="userreg-pg.")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "server.log")
+        self.port = None
+        self._popen = None
+        if os.geteuid() == 0:
+            self.account = pwd.getpwnam("postgres")
+        else:
+            self.account = pwd.getpwuid(os.geteuid())
+        state = os.path.join(self.dir, STATE_FILE)
+        if os.path.exists(state):
+            with open(state) as f:
+                self.port = json.load(f)["port"]
+        self.bin = bindir()
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def pid(self):
+        """The postmaster's pid from postmaster.pid, or None."""
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                pid = int(f.readline().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _pm_status(self):
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        return lines[7].strip() if len(lines) > 7 else None
+
+    def running(self):
+        return self.pid is not None
+
+    def _run_as(self, argv, **kw):
+        """Runs argv as the cluster's account; raises PgError on failure."""
+        res = subprocess.run(argv, capture_output=True, text=True,
+                             user=self.account.pw_uid,
+                             group=self.account.pw_gid, extra_groups=[],
+                             cwd=self.dir, **kw)
+        if res.returncode != 0:
+            raise PgError("%s failed (%d): %s" % (
+                os.path.basename(argv[0]), res.returncode,
+                (res.stderr or res.stdout).strip()[-2000:]))
+        return res
+
+    def _initdb(self):
+        os.chmod(self.dir, 0o755)
+        os.chown(self.dir, self.account.pw_uid, self.account.pw_gid)
+        self.port = self.port or free_port()
+        # -N: initdb's own files need no sync for a throwaway cluster;
+        # the server itself runs with fsync on.
+        self._run_as([os.path.join(self.bin, "initdb"), "-D", self.data,
+                      "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                      "--locale=C.UTF-8", "-N"])
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(SERVER_CONF.format(port=self.port, dir=self.dir))
+        with open(os.path.join(self.dir, STATE_FILE), "w") as f:
+            json.dump({"port": self.port}, f)
+
+    # --------------------------------------------------------- lifecycle
+
+    def start(self):
+        """initdb on first use, then starts the server and waits until it
+        accepts queries. A running server is left alone."""
+        if self.running():
+            return self
+        if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
+            self._initdb()
+        logf = open(self.log, "ab")
+        try:
+            self._popen = subprocess.Popen(
+                [os.path.join(self.bin, "postgres"), "-D", self.data],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                cwd=self.dir, user=self.account.pw_uid,
+                group=self.account.pw_gid, extra_groups=[],
+                start_new_session=True)
+        finally:
+            logf.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._popen.poll() is not None:
+                raise PgError("postgres exited with %d: %s" % (
+                    self._popen.returncode, self._log_tail()))
+            if self._pm_status() == "ready":
+                return self
+            time.sleep(0.05)
+        self._signal_postmaster(signal.SIGQUIT)
+        raise PgError("postgres not ready after %.0f s: %s" % (
+            START_TIMEOUT, self._log_tail()))
+
+    def _log_tail(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return "".join(f.readlines()[-20:]).strip()
+        except OSError:
+            return "(no log)"
+
+    def _signal_postmaster(self, sig):
+        pid = self.pid
+        if pid is not None:
+            os.kill(pid, sig)
+        return pid
+
+    def _wait_gone(self, pid, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._popen is not None and self._popen.pid == pid:
+                if self._popen.poll() is not None:
+                    return True
+            elif not _alive(pid):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self, sig=signal.SIGINT):
+        """Stops the server by pid: SIGINT is PostgreSQL's fast shutdown
+        (sessions are ended, the last checkpoint written); SIGKILL after
+        STOP_TIMEOUT. Stopping a stopped server is fine."""
+        self.resume()
+        pid = self._signal_postmaster(sig)
+        if pid is None:
+            return
+        if not self._wait_gone(pid, STOP_TIMEOUT):
+            for child in _children(pid):
+                os.kill(child, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, STOP_TIMEOUT)
+        # The postmaster removes its pid file itself, except after SIGKILL.
+        if self._popen is not None and self._popen.pid == pid:
+            self._popen = None
+
+    def kill(self):
+        """Immediate shutdown (SIGQUIT): no checkpoint, as after a crash."""
+        self.stop(signal.SIGQUIT)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def pause(self):
+        """Stops the postmaster and every backend with SIGSTOP: the server
+        keeps its sockets open and answers nothing."""
+        pid = self.pid
+        if pid is None:
+            raise PgError("pause: the server is not running")
+        os.kill(pid, signal.SIGSTOP)
+        for child in _children(pid):
+            os.kill(child, signal.SIGSTOP)
+
+    def resume(self):
+        """Undoes pause(); a running server is left alone."""
+        pid = self.pid
+        if pid is None:
+            return
+        for child in _children(pid):
+            os.kill(child, signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
+
+    def outage(self, seconds):
+        """The server down for seconds, then back on the same port."""
+        self.stop()
+        time.sleep(seconds)
+        return self.start()
+
+    def destroy(self):
+        """Stops the server and removes the dir (always: it was ours)."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---------------------------------------------------------- queries
+
+    def psql(self, sql, database="postgres"):
+        """Runs sql through psql over the unix socket; returns its output
+        (unaligned, tuples only)."""
+        res = self._run_as([os.path.join(self.bin, "psql"), "-X", "-q",
+                            "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h",
+                            self.dir, "-p", str(self.port), "-U", "postgres",
+                            "-d", database, "-c", sql])
+        return res.stdout.strip()
+
+    def create_database(self, name=DEFAULT_DATABASE, icu=True):
+        """Creates database name (ICU_LOCALE collation when icu is true and
+        the server knows ICU, else C.UTF-8); returns its TCP URI."""
+        opts = "TEMPLATE template0 ENCODING 'UTF8'"
+        if icu and self.psql("SELECT count(*) FROM pg_collation "
+                             "WHERE collprovider = 'i'") != "0":
+            opts += (" LOCALE 'C.UTF-8' LOCALE_PROVIDER icu "
+                     "ICU_LOCALE '%s'" % ICU_LOCALE)
+        self.psql('CREATE DATABASE "%s" %s' % (name, opts))
+        return self.uri(name)
+
+    def uri(self, database=DEFAULT_DATABASE):
+        """postgresql:// URI of database over TCP on 127.0.0.1."""
+        return "postgresql://postgres@127.0.0.1:%d/%s" % (self.port,
+                                                           database)
+
+    def socket_uri(self, database=DEFAULT_DATABASE):
+        """postgresql:// URI of database over the unix socket in the dir."""
+        return "postgresql://postgres@/%s?host=%s&port=%d" % (
+            database, urllib.parse.quote(self.dir, safe=""), self.port)
+
+
+def _run(args):
+    database = DEFAULT_DATABASE
+    if args[:1] == ["--database"]:
+        database, args = args[1], args[2:]
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if not args:
+        print("pg.py run: no command", file=sys.stderr)
+        return 2
+    cl = Cluster()
+    try:
+        cl.start()
+        env = dict(os.environ)
+        env["USERREG_TEST_PG_URI"] = cl.create_database(database)
+        env["USERREG_TEST_PG_SOCKET_URI"] = cl.socket_uri(database)
+        env["USERREG_TEST_PG_DIR"] = cl.dir
+        env["USERREG_TEST_PG_CTL"] = "%s %s --dir %s" % (
+            sys.executable, os.path.abspath(__file__), cl.dir)
+        return subprocess.call(args, env=env)
+    except PgError as e:
+        print("pg.py: %s" % e, file=sys.stderr)
+        return 1
+    finally:
+        cl.destroy()
+
+
+def main(argv):
+    if argv[:1] == ["run"]:
+        return _run(argv[1:])
+    if len(argv) >= 3 and argv[0] == "--dir":
+        cl, action, rest = Cluster(argv[1]), argv[2], argv[3:]
+        try:
+            if action == "uri":
+                print(cl.uri(*rest))
+            elif action in ("start", "stop", "restart", "kill", "pause",
+                            "resume", "destroy"):
+                getattr(cl, action)()
+            else:
+                raise PgError("unknown action %r" % action)
+        except PgError as e:
+            print("pg.py: %s" % e, file=sys.stderr)
+            return 1
+        return 0
+    print(__doc__.split("\n\n")[0], file=sys.stderr)
+    print("usage: pg.py run [--database NAME] -- CMD...\n"
+          "       pg.py --dir DIR start|stop|restart|kill|pause|resume|"
+          "destroy|uri [NAME]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
