@@ -1,0 +1,36 @@
+# pg.mk: the PostgreSQL backend's unit suite, against a throwaway server.
+# make test-pg    build $(BUILD)/unit-pg-tests and run it against a cluster
+#                 that tests/lib/pg.py starts in a temp dir and removes
+# check-pg        (make check) the same, JUnit report in $(RESULTS)/pg.xml
+# Needs the Debian packages libpq-dev and postgresql-15 (only the server
+# binaries: the system's own PostgreSQL service is never touched).
+
+PG_UNIT_SRC := $(wildcard tests/unit-pg/*.c)
+PG_UNIT_OBJ := $(PG_UNIT_SRC:tests/unit-pg/%.c=$(BUILD)/obj/unit-pg/%.o)
+# The cluster's URI reaches the suite as USERREG_TEST_PG_URI.
+PG_CLUSTER := /usr/bin/python3 tests/lib/pg.py run --
+
+$(BUILD)/obj/unit-pg/%.o: tests/unit-pg/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -std=gnu11 $(TEST_WARNINGS) $(WERROR) $(CFLAGS) \
+	    $(PKG_CFLAGS) $(CRIT_CFLAGS) -Ifcgi-app -Itests/unit -MMD -MP \
+	    -c -o $@ $<
+
+# Not position-independent, like the unit suite: Criterion re-runs it.
+$(BUILD)/unit-pg-tests: $(PG_UNIT_OBJ) $(BUILD)/obj/unit/support.o \
+    $(BUILD)/libuserreg.a
+	$(CC) $(ALL_CFLAGS) -no-pie -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
+
+-include $(wildcard $(BUILD)/obj/unit-pg/*.d)
+
+# One test at a time: some of them stop, pause or crash the server.
+test-pg: $(BUILD)/unit-pg-tests
+	$(PG_CLUSTER) $(BUILD)/unit-pg-tests --jobs 1
+
+check-pg: $(BUILD)/unit-pg-tests
+	@mkdir -p $(RESULTS)
+	$(PG_CLUSTER) $(BUILD)/unit-pg-tests --jobs 1 --xml=$(RESULTS)/pg.xml
+
+CHECK_STEPS += check-pg
+
+.PHONY: test-pg check-pg

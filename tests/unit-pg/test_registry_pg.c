@@ -1,0 +1,2507 @@
+/* test_registry_pg.c: the PostgreSQL registry, one schema per test. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "migrate.h"
+#include "registry.h"
+#include "support.h"
+
+/*
+ * tests/lib/pg.py runs this binary against a cluster of its own:
+ * USERREG_TEST_PG_URI names a database, USERREG_TEST_PG_CTL the command
+ * that stops, starts, pauses and crashes that cluster. Each test gets a
+ * schema of its own, chosen with search_path in the URI's options.
+ */
+#define URI_LEN 1024
+#define SQL_LEN 2048
+/* Seconds a test may take before Criterion ends it. */
+#define TEST_TIMEOUT 120
+/* Slack over a deadline for the scheduler of a busy 2-core machine. */
+#define SLACK_MS 400
+
+static char schema[32];
+static char uri[URI_LEN];
+static PGconn *raw;
+static struct registry *reg;
+
+static const char *
+base_uri(void)
+{
+	const char *u = getenv("USERREG_TEST_PG_URI");
+
+	cr_assert(not(eq(ptr, (void *)u, NULL)), "USERREG_TEST_PG_URI is not "
+	    "set: run this suite through tests/lib/pg.py run");
+	return u;
+}
+
+/* The test database's URI with search_path s and more options (or ""). */
+static void
+uri_for(char *buf, size_t size, const char *s, const char *more)
+{
+	const char *base = base_uri();
+
+	snprintf(buf, size, "%s%coptions=-csearch_path%%3D%s%s", base,
+	    strchr(base, '?') != NULL ? '&' : '?', s, more);
+}
+
+static void
+quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* Connects (or reconnects) the raw connection, set to the test schema. */
+static void
+raw_connect(void)
+{
+	char sql[128];
+	PGresult *res;
+
+	if (raw != NULL && PQstatus(raw) == CONNECTION_OK)
+		return;
+	if (raw != NULL)
+		PQfinish(raw);
+	raw = PQconnectdb(base_uri());
+	cr_assert(eq(int, PQstatus(raw), CONNECTION_OK), "raw connection: %s",
+	    PQerrorMessage(raw));
+	PQsetNoticeProcessor(raw, quiet, NULL);
+	snprintf(sql, sizeof(sql), "SET search_path = %s", schema);
+	res = PQexec(raw, sql);
+	cr_assert(eq(int, PQresultStatus(res), PGRES_COMMAND_OK));
+	PQclear(res);
+}
+
+/* Runs sql (printf format) on the raw connection; it must succeed. */
+static void raw_exec(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void
+raw_exec(const char *fmt, ...)
+{
+	char sql[SQL_LEN];
+	PGresult *res;
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	raw_connect();
+	res = PQexec(raw, sql);
+	st = PQresultStatus(res);
+	cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s",
+	    sql, PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+/* The first column of the one row sql yields, as text (static). */
+static const char *
+raw_text(const char *sql)
+{
+	static char out[SQL_LEN];
+	PGresult *res;
+
+	raw_connect();
+	res = PQexec(raw, sql);
+	cr_assert(eq(int, PQresultStatus(res), PGRES_TUPLES_OK), "%s: %s",
+	    sql, PQresultErrorMessage(res));
+	cr_assert(eq(int, PQntuples(res), 1), "%s", sql);
+	snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return out;
+}
+
+static int64_t
+raw_int(const char *sql)
+{
+	return strtoll(raw_text(sql), NULL, 10);
+}
+
+/* Runs the cluster's control command with action; it must succeed. */
+static void
+ctl(const char *action)
+{
+	const char *c = getenv("USERREG_TEST_PG_CTL");
+	char cmd[URI_LEN];
+
+	cr_assert(not(eq(ptr, (void *)c, NULL)), "USERREG_TEST_PG_CTL unset");
+	snprintf(cmd, sizeof(cmd), "%s %s", c, action);
+	/* The raw connection does not outlive a stop: start afresh. */
+	if (raw != NULL)
+		PQfinish(raw);
+	raw = NULL;
+	cr_assert(eq(int, system(cmd), 0), "%s", cmd);
+}
+
+static struct registry *
+open_uri(const char *u, int busy_ms, unsigned flags)
+{
+	char why[REG_ERRMSG_SIZE];
+	enum reg_err err = REG_ERR__MAX;
+	struct registry *r;
+
+	r = registry_open(u, busy_ms, flags, &err, why);
+	cr_assert(not(eq(ptr, r, NULL)), "open: %s: %s",
+	    registry_err_str(err), why);
+	cr_assert(eq(int, err, REG_OK));
+	return r;
+}
+
+static void
+setup(void)
+{
+	snprintf(schema, sizeof(schema), "t%d", (int)getpid());
+	raw_connect();
+	raw_exec("DROP SCHEMA IF EXISTS %s CASCADE", schema);
+	raw_exec("CREATE SCHEMA %s", schema);
+	uri_for(uri, sizeof(uri), schema, "");
+	reg = open_uri(uri, 2000, REG_OPEN_CREATE);
+}
+
+static void
+teardown(void)
+{
+	registry_close(reg);
+	reg = NULL;
+	raw_connect();
+	raw_exec("DROP SCHEMA IF EXISTS %s CASCADE", schema);
+	PQfinish(raw);
+	raw = NULL;
+}
+
+/* After a test that stops, pauses or crashes the server: bring it back. */
+static void
+teardown_outage(void)
+{
+	ctl("start");
+	raw_exec("ALTER SYSTEM RESET synchronous_standby_names");
+	raw_exec("SELECT pg_reload_conf()");
+	teardown();
+}
+
+TestSuite(pg, .init = setup, .fini = teardown, .timeout = TEST_TIMEOUT);
+TestSuite(pg_outage, .init = setup, .fini = teardown_outage,
+    .timeout = TEST_TIMEOUT);
+
+/* Fills u; roles is a sorted comma-separated list ("" for none). */
+static void
+mkuser(struct user *u, const char *name, const char *email,
+    const char *display, const char *roles)
+{
+	const char *p, *end;
+	size_t len;
+
+	memset(u, 0, sizeof(*u));
+	snprintf(u->username, sizeof(u->username), "%s", name);
+	snprintf(u->email, sizeof(u->email), "%s", email);
+	snprintf(u->display_name, sizeof(u->display_name), "%s", display);
+	for (p = roles; *p != '\0'; p = *end == ',' ? end + 1 : end) {
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		len = (size_t)(end - p);
+		memcpy(u->roles[u->nroles], p, len);
+		u->roles[u->nroles][len] = '\0';
+		u->nroles++;
+	}
+}
+
+/* Inserts one user in its own transaction of r; the insert's result. */
+static enum reg_err
+add_to(struct registry *r, const char *name, const char *email,
+    const char *roles)
+{
+	struct user u;
+	enum reg_err rc;
+
+	mkuser(&u, name, email, "", roles);
+	cr_assert(eq(int, registry_begin(r), REG_OK), "%s",
+	    registry_errmsg(r));
+	rc = registry_insert(r, &u);
+	if (rc == REG_OK)
+		cr_assert(eq(int, registry_commit(r), REG_OK), "%s",
+		    registry_errmsg(r));
+	else
+		registry_rollback(r);
+	return rc;
+}
+
+static enum reg_err
+add(const char *name, const char *email, const char *roles)
+{
+	return add_to(reg, name, email, roles);
+}
+
+static int64_t
+revision(void)
+{
+	int64_t v = -1;
+
+	cr_assert(eq(int, registry_revision(reg, &v), REG_OK), "%s",
+	    registry_errmsg(reg));
+	return v;
+}
+
+static int64_t
+count(void)
+{
+	int64_t n = -1;
+
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	return n;
+}
+
+static enum reg_err
+update(const struct user *cur, struct user *next)
+{
+	enum reg_err rc;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	rc = registry_update(reg, cur, next);
+	if (rc == REG_OK)
+		cr_assert(eq(int, registry_commit(reg), REG_OK));
+	else
+		registry_rollback(reg);
+	return rc;
+}
+
+static enum reg_err
+delete(const struct user *cur)
+{
+	enum reg_err rc;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	rc = registry_delete(reg, cur);
+	if (rc == REG_OK)
+		cr_assert(eq(int, registry_commit(reg), REG_OK));
+	else
+		registry_rollback(reg);
+	return rc;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&t, &t) == -1 && errno == EINTR)
+		;
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on now. */
+static int
+unused_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd, port;
+
+	cr_assert(ge(int, fd = socket(AF_INET, SOCK_STREAM, 0), 0));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(eq(int, bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0));
+	cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&sa, &len), 0));
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Opening */
+
+Test(pg, new_registry_starts_at_revision_zero)
+{
+	cr_assert(eq(i64, revision(), 0));
+	cr_assert(eq(i64, count(), 0));
+	cr_assert(eq(int, registry_ping(reg), REG_OK));
+	cr_assert(eq(str, (char *)registry_backend(reg), "postgresql"));
+	cr_assert(eq(int, registry_moved(reg), 0));
+	cr_assert(eq(int, registry_maintain(reg), REG_OK));
+	cr_assert(eq(int, registry_refresh(reg), REG_OK));
+}
+
+Test(pg, open_without_create_refuses_a_database_without_the_schema)
+{
+	char other[URI_LEN], why[REG_ERRMSG_SIZE];
+	enum reg_err err = REG_OK;
+
+	raw_exec("CREATE SCHEMA %s_empty", schema);
+	snprintf(why, sizeof(why), "%s_empty", schema);
+	uri_for(other, sizeof(other), why, "");
+	cr_assert(eq(ptr, registry_open(other, 500, 0, &err, why), NULL));
+	cr_assert(eq(int, err, REG_UNAVAILABLE));
+	cr_assert(not(eq(ptr, strstr(why, "no registry"), NULL)), "%s", why);
+	/* Nothing was created by accident. */
+	cr_assert(eq(str, (char *)raw_text("SELECT count(*) FROM "
+	    "pg_tables WHERE schemaname = current_schema() || '_empty'"),
+	    "0"));
+	raw_exec("DROP SCHEMA %s_empty", schema);
+}
+
+Test(pg, open_rejects_an_unknown_schema_version)
+{
+	char why[REG_ERRMSG_SIZE];
+	enum reg_err err = REG_OK;
+
+	raw_exec("UPDATE meta SET v = 99 WHERE k = 'schema'");
+	cr_assert(eq(ptr, registry_open(uri, 500, 0, &err, why), NULL));
+	cr_assert(eq(int, err, REG_ERROR));
+	cr_assert(not(eq(ptr, strstr(why, "schema version 99"), NULL)), "%s",
+	    why);
+}
+
+Test(pg, open_of_a_closed_port_is_unavailable_and_keeps_the_password)
+{
+	char u[URI_LEN], why[REG_ERRMSG_SIZE];
+	enum reg_err err = REG_OK;
+	int64_t t0;
+
+	snprintf(u, sizeof(u), "postgresql://postgres:s3cret-word@127.0.0.1:"
+	    "%d/x", unused_port());
+	t0 = mono_ms();
+	cr_assert(eq(ptr, registry_open(u, 300, 0, &err, why), NULL));
+	cr_assert(lt(i64, mono_ms() - t0, 300 + SLACK_MS));
+	cr_assert(eq(int, err, REG_UNAVAILABLE));
+	cr_assert(not(eq(str, why, "")));
+	cr_assert(eq(ptr, strstr(why, "s3cret"), NULL), "%s", why);
+}
+
+/*
+ * A peer that accepts the connection and never answers (a hung server,
+ * a black hole behind a firewall): the open gives up at the deadline.
+ */
+Test(pg, open_of_a_server_that_never_answers_ends_at_the_deadline)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	char u[URI_LEN], why[REG_ERRMSG_SIZE];
+	enum reg_err err = REG_OK;
+	int64_t t0, ms;
+	int fd;
+
+	cr_assert(ge(int, fd = socket(AF_INET, SOCK_STREAM, 0), 0));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(eq(int, bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0));
+	cr_assert(eq(int, listen(fd, 4), 0));
+	cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&sa, &len), 0));
+	snprintf(u, sizeof(u), "postgresql://postgres@127.0.0.1:%d/x?"
+	    "sslmode=disable", ntohs(sa.sin_port));
+	t0 = mono_ms();
+	cr_assert(eq(ptr, registry_open(u, 400, 0, &err, why), NULL));
+	ms = mono_ms() - t0;
+	close(fd);
+	cr_assert(eq(int, err, REG_UNAVAILABLE));
+	cr_assert(ge(i64, ms, 350), "gave up after %lld ms", (long long)ms);
+	cr_assert(lt(i64, ms, 400 + SLACK_MS), "gave up after %lld ms",
+	    (long long)ms);
+	cr_assert(not(eq(ptr, strstr(why, "within 400 ms"), NULL)), "%s", why);
+}
+
+Test(pg, open_with_zero_busy_timeout_still_works)
+{
+	struct registry *r = open_uri(uri, 0, 0);
+
+	cr_assert(eq(int, add_to(r, "alice", "", ""), REG_OK));
+	registry_close(r);
+	cr_assert(eq(i64, revision(), 1));
+}
+
+Test(pg, reopen_keeps_users_and_revision)
+{
+	struct user u;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	registry_close(reg);
+	reg = open_uri(uri, 2000, 0);
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
+	cr_assert(eq(i64, revision(), 1));
+}
+
+Test(pg, open_over_the_unix_socket)
+{
+	const char *s = getenv("USERREG_TEST_PG_SOCKET_URI");
+	char u[URI_LEN];
+	struct registry *r;
+	struct user got;
+
+	cr_assert(not(eq(ptr, (void *)s, NULL)));
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	snprintf(u, sizeof(u), "%s&options=-csearch_path%%3D%s", s, schema);
+	r = open_uri(u, 2000, 0);
+	cr_assert(eq(int, registry_get(r, "ALICE", &got), REG_OK));
+	registry_close(r);
+}
+
+Test(pg, close_accepts_null)
+{
+	registry_close(NULL);
+}
+
+/* Insert and get */
+
+Test(pg, insert_get_round_trip_keeps_every_field)
+{
+	struct user u, got;
+	time_t t0, t1;
+
+	mkuser(&u, "Alice.L-1_x", "Alice@Example.ORG", "Alice L\xc3\xa9vy",
+	    "admin,ops");
+	t0 = time(NULL);
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	t1 = time(NULL);
+	cr_assert(eq(i64, u.version, 1));
+	cr_assert(ge(i64, u.created_at, (int64_t)t0));
+	cr_assert(le(i64, u.created_at, (int64_t)t1));
+	cr_assert(eq(i64, u.updated_at, u.created_at));
+
+	cr_assert(eq(int, registry_get(reg, "alice.l-1_x", &got), REG_OK));
+	cr_assert(eq(str, got.username, "Alice.L-1_x"));
+	cr_assert(eq(str, got.email, "Alice@Example.ORG"));
+	cr_assert(eq(str, got.display_name, "Alice L\xc3\xa9vy"));
+	cr_assert(eq(sz, got.nroles, 2));
+	cr_assert(eq(str, got.roles[0], "admin"));
+	cr_assert(eq(str, got.roles[1], "ops"));
+	cr_assert(eq(i64, got.version, u.version));
+	cr_assert(eq(i64, got.created_at, u.created_at));
+	cr_assert(eq(i64, got.updated_at, u.updated_at));
+	cr_assert(eq(i64, revision(), 1));
+	/* The columns as stored: canonical keys beside the given case. */
+	cr_assert(eq(str, (char *)raw_text("SELECT key || ' ' || email_key || "
+	    "' ' || admin FROM users"), "alice.l-1_x alice@example.org true"));
+}
+
+Test(pg, insert_get_round_trip_without_optional_fields)
+{
+	struct user got;
+
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	memset(&got, 'x', sizeof(got));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
+	cr_assert(eq(str, got.email, ""));
+	cr_assert(eq(str, got.display_name, ""));
+	cr_assert(eq(sz, got.nroles, 0));
+	/* Unset is NULL, so many users may have no email. */
+	cr_assert(eq(str, (char *)raw_text("SELECT count(*) FROM users "
+	    "WHERE email IS NULL AND email_key IS NULL AND "
+	    "display_name IS NULL"), "1"));
+}
+
+Test(pg, insert_get_round_trip_at_field_limits)
+{
+	struct user u, got;
+	size_t i;
+
+	memset(&u, 0, sizeof(u));
+	memset(u.username, 'n', USER_NAME_MAX);
+	memset(u.email, 'e', USER_EMAIL_MAX);
+	u.email[10] = '@';
+	memset(u.display_name, 'd', USER_DISPLAY_NAME_MAX);
+	for (i = 0; i < USER_ROLES_MAX; i++) {
+		memset(u.roles[i], 'r', USER_ROLE_MAX);
+		u.roles[i][USER_ROLE_MAX - 1] = (char)('a' + i);
+	}
+	u.nroles = USER_ROLES_MAX;
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, u.username, &got), REG_OK));
+	cr_assert(eq(str, got.username, u.username));
+	cr_assert(eq(str, got.email, u.email));
+	cr_assert(eq(str, got.display_name, u.display_name));
+	cr_assert(eq(sz, got.nroles, USER_ROLES_MAX));
+	for (i = 0; i < USER_ROLES_MAX; i++)
+		cr_assert(eq(str, got.roles[i], u.roles[i]));
+}
+
+Test(pg, get_finds_user_in_any_case)
+{
+	struct user got;
+
+	cr_assert(eq(int, add("Alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "ALICE", &got), REG_OK));
+	cr_assert(eq(str, got.username, "Alice"));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "aLiCe", &got), REG_OK));
+}
+
+Test(pg, get_missing_user_is_not_found)
+{
+	struct user got;
+
+	cr_assert(eq(int, registry_get(reg, "nobody", &got), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_get(reg, "", &got), REG_NOT_FOUND));
+}
+
+Test(pg, get_overlong_name_is_not_found_not_truncated)
+{
+	char name[USER_NAME_MAX + 2];
+	struct user got;
+
+	memset(name, 'a', USER_NAME_MAX);
+	name[USER_NAME_MAX] = '\0';
+	cr_assert(eq(int, add(name, "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, name, &got), REG_OK));
+	name[USER_NAME_MAX] = 'a';
+	name[USER_NAME_MAX + 1] = '\0';
+	cr_assert(eq(int, registry_get(reg, name, &got), REG_NOT_FOUND));
+}
+
+Test(pg, insert_rejects_duplicate_in_other_case)
+{
+	struct user u, got;
+
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	mkuser(&u, "ALICE", "other@example.org", "Other", "admin");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_EXISTS));
+	/* Nothing written, and the transaction is still usable. */
+	cr_assert(eq(i64, revision(), 1));
+	cr_assert(eq(i64, u.version, 0));
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, u.version, 2));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	cr_assert(eq(str, got.username, "alice"));
+	cr_assert(eq(str, got.email, "a@example.org"));
+	cr_assert(eq(sz, got.nroles, 0));
+	cr_assert(eq(i64, got.version, 1));
+}
+
+Test(pg, insert_rejects_taken_email_in_other_case)
+{
+	struct user got, u;
+
+	cr_assert(eq(int, add("alice", "Alice@Example.org", ""), REG_OK));
+	/* As the handlers do: the failed insert's transaction commits. */
+	mkuser(&u, "bob", "aLICE@example.ORG", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_EMAIL_TAKEN));
+	cr_assert(eq(int, registry_commit(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 1));
+	cr_assert(eq(int, add("bob", "bob@example.org", ""), REG_OK));
+}
+
+Test(pg, insert_allows_many_users_without_email)
+{
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(int, add("carol", "", ""), REG_OK));
+	cr_assert(eq(i64, revision(), 3));
+}
+
+Test(pg, insert_outside_transaction_is_misuse)
+{
+	struct user u;
+
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	cr_assert(eq(i64, revision(), 0));
+	cr_assert(not(eq(str, (char *)registry_errmsg(reg), "no error")));
+}
+
+Test(pg, insert_rejects_user_that_would_not_read_back)
+{
+	struct user u;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "alice", "", "", "a,b");
+	strcpy(u.roles[0], "a,b");
+	u.nroles = 1;
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	mkuser(&u, "alice", "", "", "");
+	u.nroles = USER_ROLES_MAX + 1;
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	mkuser(&u, "alice", "", "", "");
+	memset(u.display_name, 'x', sizeof(u.display_name));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	mkuser(&u, "", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	registry_rollback(reg);
+	cr_assert(eq(i64, revision(), 0));
+}
+
+Test(pg, stored_row_over_limits_reads_as_error)
+{
+	struct user got, list[4];
+	size_t n;
+	int more;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	raw_exec("UPDATE users SET display_name = repeat('x', 129)");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 4, list, &n, &more),
+	    REG_ERROR));
+	cr_assert(eq(sz, n, 0));
+	raw_exec("UPDATE users SET display_name = repeat('x', 128)");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	/* One role more than USER_ROLES_MAX. */
+	raw_exec("UPDATE users SET roles = 'a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,"
+	    "q'");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
+	raw_exec("UPDATE users SET roles = 'a,,b'");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
+	raw_exec("UPDATE users SET roles = repeat('r', 33)");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
+	raw_exec("UPDATE users SET roles = 'ops'");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	raw_exec("UPDATE users SET email = repeat('e', 255)");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
+	raw_exec("UPDATE users SET email = NULL, username = ''");
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
+}
+
+/* Unique constraints: mapped by name, never REG_ERROR */
+
+Test(pg, unique_violations_map_by_constraint_name)
+{
+	struct user cur, next, u;
+
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	cr_assert(eq(int, add("bob", "b@example.org", ""), REG_OK));
+	cr_assert(eq(int, add("Alice", "new@example.org", ""), REG_EXISTS));
+	cr_assert(eq(int, add("carol", "A@EXAMPLE.org", ""), REG_EMAIL_TAKEN));
+	/* Both taken: the name wins, whichever index answered first. */
+	cr_assert(eq(int, add("ALICE", "B@example.org", ""), REG_EXISTS));
+	cr_assert(eq(int, add("ALICE", "a@example.org", ""), REG_EXISTS));
+	cr_assert(eq(int, registry_get(reg, "bob", &cur), REG_OK));
+	mkuser(&next, "bob", "a@Example.org", "", "");
+	cr_assert(eq(int, update(&cur, &next), REG_EMAIL_TAKEN));
+	/* registry_load goes through the same constraints. */
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "BOB", "z@example.org", "", "");
+	u.version = 7;
+	cr_assert(eq(int, registry_load(reg, &u), REG_EXISTS));
+	mkuser(&u, "dave", "B@example.org", "", "");
+	u.version = 7;
+	cr_assert(eq(int, registry_load(reg, &u), REG_EMAIL_TAKEN));
+	mkuser(&u, "bob", "a@example.org", "", "");
+	u.version = 7;
+	cr_assert(eq(int, registry_load(reg, &u), REG_EXISTS));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(i64, count(), 2));
+}
+
+/* Transactions */
+
+Test(pg, rollback_leaves_nothing)
+{
+	struct user u, got;
+
+	mkuser(&u, "alice", "a@example.org", "", "admin");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 0));
+	cr_assert(eq(i64, count(), 0));
+	/* The name and email are free again. */
+	cr_assert(eq(int, add("Alice", "A@example.org", ""), REG_OK));
+	cr_assert(eq(i64, revision(), 1));
+}
+
+Test(pg, begin_does_not_nest)
+{
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_begin(reg), REG_ERROR));
+	cr_assert(eq(int, registry_in_transaction(reg), 1));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_in_transaction(reg), 0));
+}
+
+Test(pg, commit_without_transaction_is_misuse)
+{
+	cr_assert(eq(int, registry_commit(reg), REG_ERROR));
+	registry_rollback(reg);
+	registry_rollback(NULL);
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	registry_rollback(reg);
+}
+
+Test(pg, savepoint_end_undoes_or_keeps)
+{
+	struct user u, got;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 1), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
+	cr_assert(eq(i64, got.version, 1));
+	cr_assert(eq(i64, revision(), 1));
+	/* Outside a write transaction there is nothing to save. */
+	cr_assert(eq(int, registry_savepoint(reg), REG_ERROR));
+}
+
+/*
+ * A failed statement aborts a PostgreSQL transaction: a commit after one
+ * is refused, and nothing of the transaction is kept.
+ */
+Test(pg, commit_after_a_statement_failed_outside_a_savepoint_is_refused)
+{
+	struct reg_idem rec;
+	PGresult *res;
+	struct user u;
+
+	/* Another session holds an uncommitted record of the key. */
+	raw_connect();
+	res = PQexec(raw, "BEGIN; INSERT INTO idempotency VALUES ('s', 'k', "
+	    "'fp', 201, '', 9999)");
+	cr_assert(eq(int, PQresultStatus(res), PGRES_COMMAND_OK));
+	PQclear(res);
+	registry_close(reg);
+	reg = open_uri(uri, 400, 0);
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "fp", 201, "x", 1,
+	    1000, 100), REG_BUSY));
+	cr_assert(eq(int, registry_commit(reg), REG_ERROR));
+	cr_assert(eq(int, registry_in_transaction(reg), 0));
+	res = PQexec(raw, "ROLLBACK");
+	PQclear(res);
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_idem_get(reg, "s", "k", "fp", 1000, &rec),
+	    REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 0));
+}
+
+/* A lock held by another connection beyond busy_timeout_ms is REG_BUSY. */
+Test(pg, begin_reports_busy_after_the_lock_timeout_while_another_writes)
+{
+	struct registry *other;
+	struct user got;
+	int64_t t0, ms;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	other = open_uri(uri, 400, 0);
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	t0 = mono_ms();
+	cr_assert(eq(int, registry_begin(other), REG_BUSY), "%s",
+	    registry_errmsg(other));
+	ms = mono_ms() - t0;
+	/* lock_timeout is 3/4 of busy_timeout_ms. */
+	cr_assert(ge(i64, ms, 290), "waited %lld ms", (long long)ms);
+	cr_assert(lt(i64, ms, 400 + SLACK_MS), "waited %lld ms",
+	    (long long)ms);
+	/* The server's own message, for the log. */
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(other), "55P03"), NULL)),
+	    "%s", registry_errmsg(other));
+	cr_assert(eq(int, registry_in_transaction(other), 0));
+	/* Readers are not blocked by the writer. */
+	cr_assert(eq(int, registry_get(other, "alice", &got), REG_OK));
+	cr_assert(eq(int, registry_ping(other), REG_OK));
+	cr_assert(eq(int, registry_begin_read(other), REG_OK));
+	cr_assert(eq(int, registry_get(other, "alice", &got), REG_OK));
+	registry_rollback(other);
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_begin(other), REG_OK));
+	registry_rollback(other);
+	registry_close(other);
+}
+
+Test(pg, read_transaction_sees_one_snapshot)
+{
+	struct registry *other = open_uri(uri, 2000, 0);
+	struct user got, u;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	cr_assert(eq(int, add_to(other, "bob", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 1));
+	/* Writes are refused in a read transaction. */
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	registry_close(other);
+}
+
+/* A server that takes no writes (a standby, a read-only database). */
+Test(pg, read_only_server_is_unavailable_for_writes_and_reads_go_on)
+{
+	char u[URI_LEN];
+	struct registry *r;
+	struct user got;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	uri_for(u, sizeof(u), schema,
+	    "%20-cdefault_transaction_read_only%3Don");
+	r = open_uri(u, 2000, 0);
+	cr_assert(eq(int, registry_get(r, "alice", &got), REG_OK));
+	cr_assert(eq(int, registry_begin(r), REG_UNAVAILABLE), "%s",
+	    registry_errmsg(r));
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(r), "25006"), NULL)));
+	cr_assert(eq(int, registry_in_transaction(r), 0));
+	registry_close(r);
+}
+
+/* Update */
+
+Test(pg, update_advances_version_and_keeps_created_at)
+{
+	struct user cur, next, got;
+	time_t t0;
+
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	raw_exec("UPDATE users SET created_at = 1000, updated_at = 1000");
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(i64, cur.created_at, 1000));
+	mkuser(&next, "alice", "new@example.org", "Alice", "ops");
+	t0 = time(NULL);
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, next.version, 3));
+	cr_assert(eq(i64, next.created_at, 1000));
+	cr_assert(ge(i64, next.updated_at, (int64_t)t0));
+	cr_assert(eq(i64, revision(), 3));
+	cr_assert(eq(int, registry_get(reg, "ALICE", &got), REG_OK));
+	cr_assert(eq(str, got.email, "new@example.org"));
+	cr_assert(eq(str, got.display_name, "Alice"));
+	cr_assert(eq(sz, got.nroles, 1));
+	cr_assert(eq(str, got.roles[0], "ops"));
+	cr_assert(eq(i64, got.version, 3));
+	cr_assert(eq(i64, got.created_at, 1000));
+	cr_assert(eq(i64, got.updated_at, next.updated_at));
+	/* The old email is free again. */
+	cr_assert(eq(int, add("carol", "A@example.org", ""), REG_OK));
+}
+
+Test(pg, update_can_clear_optional_fields_and_change_case)
+{
+	struct user cur, next, got;
+
+	cr_assert(eq(int, add("alice", "a@example.org", "ops"), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	mkuser(&next, "ALICE", "", "", "");
+	cr_assert(eq(int, update(&cur, &next), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	cr_assert(eq(str, got.username, "ALICE"));
+	cr_assert(eq(str, got.email, ""));
+	cr_assert(eq(sz, got.nroles, 0));
+	cr_assert(eq(int, add("bob", "a@example.org", ""), REG_OK));
+}
+
+Test(pg, update_keeps_own_email_in_other_case)
+{
+	struct user cur, next;
+
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	mkuser(&next, "alice", "A@EXAMPLE.org", "Alice", "");
+	cr_assert(eq(int, update(&cur, &next), REG_OK));
+}
+
+Test(pg, update_rejects_email_of_another_user)
+{
+	struct user cur, next, got;
+
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	cr_assert(eq(int, add("bob", "b@example.org", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &cur), REG_OK));
+	mkuser(&next, "bob", "A@Example.org", "Bob", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_EMAIL_TAKEN));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
+	cr_assert(eq(str, got.email, "b@example.org"));
+	cr_assert(eq(str, got.display_name, ""));
+	cr_assert(eq(i64, got.version, 2));
+}
+
+Test(pg, update_with_stale_version_is_not_found)
+{
+	struct user stale, cur, next, got;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &stale), REG_OK));
+	mkuser(&next, "alice", "", "First", "");
+	cr_assert(eq(int, update(&stale, &next), REG_OK));
+	mkuser(&next, "alice", "", "Second", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_update(reg, &stale, &next), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(str, cur.display_name, "First"));
+	cr_assert(eq(int, update(&cur, &next), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	cr_assert(eq(str, got.display_name, "Second"));
+}
+
+Test(pg, update_of_deleted_user_is_not_found)
+{
+	struct user cur, next;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_OK));
+	mkuser(&next, "alice", "", "", "");
+	cr_assert(eq(int, update(&cur, &next), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 2));
+}
+
+Test(pg, update_cannot_rename)
+{
+	struct user cur, next;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	mkuser(&next, "alicia", "", "", "");
+	cr_assert(eq(int, update(&cur, &next), REG_ERROR));
+	cr_assert(eq(int, registry_get(reg, "alicia", &next), REG_NOT_FOUND));
+}
+
+Test(pg, update_outside_transaction_is_misuse)
+{
+	struct user cur, next;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	mkuser(&next, "alice", "", "X", "");
+	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_ERROR));
+	cr_assert(eq(i64, revision(), 1));
+}
+
+/* Delete and versions */
+
+Test(pg, delete_then_get_is_not_found)
+{
+	struct user cur;
+
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 2));
+	/* A retried delete finds nothing and writes nothing. */
+	cr_assert(eq(int, delete(&cur), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 2));
+	/* The email is free again. */
+	cr_assert(eq(int, add("bob", "A@example.org", ""), REG_OK));
+}
+
+Test(pg, delete_with_stale_version_is_not_found)
+{
+	struct user stale, next;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &stale), REG_OK));
+	mkuser(&next, "alice", "", "X", "");
+	cr_assert(eq(int, update(&stale, &next), REG_OK));
+	cr_assert(eq(int, delete(&stale), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_get(reg, "alice", &next), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+}
+
+Test(pg, delete_outside_transaction_is_misuse)
+{
+	struct user cur;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(int, registry_delete(reg, &cur), REG_ERROR));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+}
+
+Test(pg, recreate_after_delete_gets_larger_version)
+{
+	struct user cur, next, u;
+	int64_t highest;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	mkuser(&next, "alice", "", "X", "");
+	cr_assert(eq(int, update(&cur, &next), REG_OK));
+	highest = next.version;
+	cr_assert(eq(int, delete(&next), REG_OK));
+	cr_assert(eq(i64, revision(), highest + 1));
+	mkuser(&u, "ALICE", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(gt(i64, u.version, highest + 1));
+	cr_assert(eq(i64, u.version, revision()));
+}
+
+Test(pg, users_count_follows_inserts_deletes_and_rollbacks)
+{
+	struct user cur, u;
+
+	cr_assert(eq(int, add("a", "", ""), REG_OK));
+	cr_assert(eq(int, add("b", "", ""), REG_OK));
+	cr_assert(eq(int, add("A", "", ""), REG_EXISTS));
+	cr_assert(eq(i64, count(), 2));
+	cr_assert(eq(int, registry_get(reg, "a", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_OK));
+	cr_assert(eq(i64, count(), 1));
+	mkuser(&u, "c", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(i64, count(), 1));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM users"), 1));
+}
+
+/* The last-admin rule */
+
+Test(pg, update_refuses_to_remove_last_admin)
+{
+	struct user cur, next, got;
+
+	cr_assert(eq(int, add("root", "", "admin,ops"), REG_OK));
+	cr_assert(eq(int, add("bob", "", "ops"), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "root", &cur), REG_OK));
+	mkuser(&next, "root", "", "Root", "ops");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_LAST_ADMIN));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "root", &got), REG_OK));
+	cr_assert(eq(sz, got.nroles, 2));
+	cr_assert(eq(str, got.roles[0], "admin"));
+	cr_assert(eq(str, got.display_name, ""));
+	cr_assert(eq(i64, got.version, 1));
+	/* Keeping admin while changing the rest is fine. */
+	mkuser(&next, "root", "", "Root", "admin");
+	cr_assert(eq(int, update(&cur, &next), REG_OK));
+}
+
+Test(pg, delete_refuses_last_admin)
+{
+	struct user cur;
+
+	cr_assert(eq(int, add("root", "", "admin"), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "root", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_LAST_ADMIN));
+	cr_assert(eq(int, registry_get(reg, "root", &cur), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	/* Non-admins can still go. */
+	cr_assert(eq(int, registry_get(reg, "bob", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_OK));
+}
+
+Test(pg, admin_can_go_while_another_admin_remains)
+{
+	struct user a, b, next;
+
+	cr_assert(eq(int, add("a", "", "admin"), REG_OK));
+	cr_assert(eq(int, add("b", "", "admin"), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "a", &a), REG_OK));
+	mkuser(&next, "a", "", "", "");
+	cr_assert(eq(int, update(&a, &next), REG_OK));
+	/* b is now the last admin. */
+	cr_assert(eq(int, registry_get(reg, "b", &b), REG_OK));
+	cr_assert(eq(int, delete(&b), REG_LAST_ADMIN));
+	mkuser(&next, "b", "", "", "");
+	cr_assert(eq(int, update(&b, &next), REG_LAST_ADMIN));
+	/* Make a admin again, then b may go. */
+	cr_assert(eq(int, registry_get(reg, "a", &a), REG_OK));
+	mkuser(&next, "a", "", "", "admin");
+	cr_assert(eq(int, update(&a, &next), REG_OK));
+	cr_assert(eq(int, delete(&b), REG_OK));
+}
+
+Test(pg, registry_without_admin_lets_anyone_change)
+{
+	struct user cur, next;
+
+	cr_assert(eq(int, add("alice", "", "ops"), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	mkuser(&next, "alice", "", "", "");
+	cr_assert(eq(int, update(&cur, &next), REG_OK));
+	cr_assert(eq(int, delete(&next), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_OK));
+	cr_assert(eq(i64, revision(), 5));
+}
+
+Test(pg, last_admin_rule_sees_admin_made_in_same_transaction)
+{
+	struct user root, u;
+
+	cr_assert(eq(int, add("root", "", "admin"), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "root", &root), REG_OK));
+	mkuser(&u, "deputy", "", "", "admin");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_delete(reg, &root), REG_OK));
+	cr_assert(eq(int, registry_delete(reg, &u), REG_LAST_ADMIN));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "deputy", &u), REG_OK));
+}
+
+/* List */
+
+static void
+add_many(const char *const *names, size_t n)
+{
+	struct user u;
+	size_t i;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	for (i = 0; i < n; i++) {
+		mkuser(&u, names[i], "", "", "");
+		cr_assert(eq(int, registry_insert(reg, &u), REG_OK), "%s",
+		    names[i]);
+	}
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+}
+
+/*
+ * The test database sorts text by an ICU collation, in which "a_b" comes
+ * before "a-b"; the list is in byte order all the same.
+ */
+Test(pg, list_orders_by_canonical_key_bytes_whatever_the_database_locale)
+{
+	static const char *const names[] = {
+		"ab", "a_b", "A0", "a.b", "a-b", "Bob", "9z", "a"
+	};
+	static const char *const want[] = {
+		"9z", "a", "a-b", "a.b", "A0", "a_b", "ab", "Bob"
+	};
+	struct user out[REG_LIST_MAX];
+	size_t i, n = 99;
+	int more = 9;
+
+	cr_assert(eq(str, (char *)raw_text("SELECT 'a_b' < 'a-b'"), "t"),
+	    "the test database must not sort text in byte order");
+	add_many(names, 8);
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 8));
+	cr_assert(eq(int, more, 0));
+	for (i = 0; i < n; i++)
+		cr_assert(eq(str, out[i].username, (char *)want[i]));
+	cr_assert(eq(i64, out[0].version, 7));
+	/* Paging by a cursor between keys keeps byte order too. */
+	cr_assert(eq(int, registry_list(reg, "a-b", NULL, 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(str, out[0].username, "a.b"));
+	cr_assert(eq(str, out[1].username, "A0"));
+	cr_assert(eq(int, more, 1));
+}
+
+Test(pg, list_pages_with_after_and_more)
+{
+	static const char *const names[] = { "e", "d", "c", "b", "a" };
+	struct user out[2];
+	size_t n;
+	int more;
+
+	add_many(names, 5);
+	cr_assert(eq(int, registry_list(reg, "", "", 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(int, more, 1));
+	cr_assert(eq(str, out[0].username, "a"));
+	cr_assert(eq(str, out[1].username, "b"));
+	cr_assert(eq(int, registry_list(reg, "b", NULL, 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(int, more, 1));
+	cr_assert(eq(str, out[0].username, "c"));
+	cr_assert(eq(str, out[1].username, "d"));
+	cr_assert(eq(int, registry_list(reg, "d", NULL, 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 1));
+	cr_assert(eq(int, more, 0));
+	cr_assert(eq(str, out[0].username, "e"));
+	/* A cursor between keys, and one past the end. */
+	cr_assert(eq(int, registry_list(reg, "bb", NULL, 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(str, out[0].username, "c"));
+	cr_assert(eq(int, registry_list(reg, "e", NULL, 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 0));
+	cr_assert(eq(int, more, 0));
+}
+
+Test(pg, list_more_is_clear_when_page_is_exactly_full)
+{
+	static const char *const names[] = { "a", "b", "c" };
+	struct user out[3];
+	size_t n;
+	int more;
+
+	add_many(names, 3);
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 3, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 3));
+	cr_assert(eq(int, more, 0));
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(int, more, 1));
+}
+
+Test(pg, list_filters_by_literal_prefix)
+{
+	static const char *const names[] = {
+		"al", "Alice", "alicia", "Alfred", "bob", "ak", "am", "al_x"
+	};
+	struct user out[10];
+	size_t n;
+	int more;
+
+	add_many(names, 8);
+	cr_assert(eq(int, registry_list(reg, NULL, "ali", 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(str, out[0].username, "Alice"));
+	cr_assert(eq(str, out[1].username, "alicia"));
+	cr_assert(eq(int, registry_list(reg, NULL, "al", 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 5));
+	cr_assert(eq(str, out[0].username, "al"));
+	cr_assert(eq(str, out[1].username, "al_x"));
+	cr_assert(eq(str, out[2].username, "Alfred"));
+	cr_assert(eq(str, out[4].username, "alicia"));
+	/* Paging within a prefix. */
+	cr_assert(eq(int, registry_list(reg, NULL, "al", 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(int, more, 1));
+	cr_assert(eq(int, registry_list(reg, "alfred", "al", 2, out, &n,
+	    &more), REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(int, more, 0));
+	cr_assert(eq(str, out[0].username, "Alice"));
+	/* A cursor before the prefix range starts at the prefix. */
+	cr_assert(eq(int, registry_list(reg, "a", "b", 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 1));
+	cr_assert(eq(str, out[0].username, "bob"));
+	/* Literal: no wildcards, and the prefix is not lowercased here. */
+	cr_assert(eq(int, registry_list(reg, NULL, "a%", 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 0));
+	cr_assert(eq(int, registry_list(reg, NULL, "a_", 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 0));
+	cr_assert(eq(int, registry_list(reg, NULL, "Al", 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 0));
+	cr_assert(eq(int, registry_list(reg, NULL, "bob", 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 1));
+	cr_assert(eq(int, registry_list(reg, NULL, "zz", 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 0));
+	cr_assert(eq(int, more, 0));
+}
+
+Test(pg, list_of_empty_registry_is_empty)
+{
+	struct user out[1];
+	size_t n = 5;
+	int more = 5;
+
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 1, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 0));
+	cr_assert(eq(int, more, 0));
+}
+
+Test(pg, list_limit_must_be_within_bounds)
+{
+	static struct user out[REG_LIST_MAX + 1];
+	char names[REG_LIST_MAX + 1][8];
+	const char *ptrs[REG_LIST_MAX + 1];
+	size_t i, n;
+	int more;
+
+	for (i = 0; i < REG_LIST_MAX + 1; i++) {
+		snprintf(names[i], sizeof(names[i]), "u%03zu", i);
+		ptrs[i] = names[i];
+	}
+	add_many(ptrs, REG_LIST_MAX + 1);
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 0, out, &n, &more),
+	    REG_ERROR));
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, REG_LIST_MAX + 1,
+	    out, &n, &more), REG_ERROR));
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, REG_LIST_MAX, out,
+	    &n, &more), REG_OK));
+	cr_assert(eq(sz, n, REG_LIST_MAX));
+	cr_assert(eq(int, more, 1));
+	cr_assert(eq(str, out[REG_LIST_MAX - 1].username, "u199"));
+	cr_assert(eq(int, registry_list(reg, "u199", NULL, REG_LIST_MAX, out,
+	    &n, &more), REG_OK));
+	cr_assert(eq(sz, n, 1));
+	cr_assert(eq(int, more, 0));
+}
+
+/*
+ * A page is one range scan of the primary key, in key order, with no
+ * sort: the plan of the page query (ST_LIST in registry_pg.c) as
+ * prepared, with the other plans made unattractive so only an unusable
+ * index would show a sort or a sequential scan.
+ */
+Test(pg, list_page_is_one_range_scan_of_the_primary_key)
+{
+	PGresult *res;
+	char plan[SQL_LEN] = "";
+	size_t used = 0;
+	int i;
+
+	raw_exec("SET enable_seqscan = off");
+	raw_exec("SET enable_bitmapscan = off");
+	raw_exec("SET enable_sort = off");
+	raw_exec("PREPARE page (text, text, bigint) AS SELECT username FROM "
+	    "users WHERE key > $1::text AND key >= $2::text AND "
+	    "key < $2::text || chr(127) ORDER BY key LIMIT $3");
+	res = PQexec(raw, "EXPLAIN EXECUTE page('al', 'a', 10)");
+	cr_assert(eq(int, PQresultStatus(res), PGRES_TUPLES_OK));
+	for (i = 0; i < PQntuples(res); i++)
+		used += (size_t)snprintf(plan + used, sizeof(plan) - used,
+		    "%s;", PQgetvalue(res, i, 0));
+	PQclear(res);
+	cr_assert(not(eq(ptr, strstr(plan, "Index Scan using users_pkey"),
+	    NULL)), "plan: %s", plan);
+	cr_assert(not(eq(ptr, strstr(plan, "Index Cond"), NULL)), "plan: %s",
+	    plan);
+	cr_assert(eq(ptr, strstr(plan, "Sort"), NULL), "plan: %s", plan);
+	cr_assert(eq(ptr, strstr(plan, "Filter"), NULL), "plan: %s", plan);
+}
+
+/* Idempotency records */
+
+static void
+idem_put(const char *key, const char *fp, int64_t now, int status,
+    const char *resp, size_t len)
+{
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", key, fp, status,
+	    resp, len, now, 100), REG_OK), "%s", registry_errmsg(reg));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+}
+
+static enum reg_err
+idem_get(const char *key, const char *fp, int64_t now, struct reg_idem *rec)
+{
+	return registry_idem_get(reg, "scope", key, fp, now, rec);
+}
+
+Test(pg, idem_unknown_key_is_not_found)
+{
+	struct reg_idem rec;
+
+	cr_assert(eq(int, idem_get("k1", "fp", 1000, &rec), REG_NOT_FOUND));
+	cr_assert(eq(ptr, rec.response, NULL));
+}
+
+Test(pg, idem_stored_response_replays_its_bytes)
+{
+	static const char body[] = "{\"a\":1}\0tail\xff";
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 1000, 201, body, sizeof(body) - 1);
+	cr_assert(eq(int, idem_get("k1", "fp", 1050, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 201));
+	cr_assert(eq(i64, rec.expires_at, 1100));
+	cr_assert(eq(str, rec.fingerprint, "fp"));
+	cr_assert(eq(sz, rec.response_len, sizeof(body) - 1));
+	cr_assert(eq(int, memcmp(rec.response, body, sizeof(body) - 1), 0));
+	cr_assert(eq(int, rec.response[rec.response_len], '\0'));
+	registry_idem_release(&rec);
+	cr_assert(eq(ptr, rec.response, NULL));
+	cr_assert(eq(int, idem_get("k1", "other", 1050, &rec),
+	    REG_IDEM_MISMATCH));
+	cr_assert(eq(ptr, rec.response, NULL));
+}
+
+/* Larger than libpq's output buffer: sent in pieces, never blocking. */
+Test(pg, idem_large_response_round_trips)
+{
+	enum { LEN = 256 * 1024 };
+	struct reg_idem rec;
+	char *big = malloc(LEN);
+	size_t i;
+
+	cr_assert(not(eq(ptr, big, NULL)));
+	for (i = 0; i < LEN; i++)
+		big[i] = (char)(i * 7 + i / 256);
+	idem_put("big", "fp", 1000, 200, big, LEN);
+	cr_assert(eq(int, idem_get("big", "fp", 1000, &rec), REG_IDEM_DONE));
+	cr_assert(eq(sz, rec.response_len, LEN));
+	cr_assert(eq(int, memcmp(rec.response, big, LEN), 0));
+	registry_idem_release(&rec);
+	free(big);
+}
+
+Test(pg, idem_empty_response_replays_empty)
+{
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 1000, 204, NULL, 0);
+	cr_assert(eq(int, idem_get("k1", "fp", 1000, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 204));
+	cr_assert(eq(sz, rec.response_len, 0));
+	cr_assert(not(eq(ptr, rec.response, NULL)));
+	registry_idem_release(&rec);
+}
+
+/*
+ * The record is written in the transaction of the write it answers: no
+ * other connection sees it before the commit, and a rollback takes both.
+ */
+Test(pg, idem_record_is_written_in_the_writes_transaction)
+{
+	struct registry *other = open_uri(uri, 2000, 0);
+	struct reg_idem rec;
+	struct user u;
+
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
+	    &rec), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "created", 7, 1000, 100), REG_OK));
+	/* Inside, the record is there already. */
+	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
+	    &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, registry_idem_get(other, "scope", "k1", "fp", 1000,
+	    &rec), REG_NOT_FOUND));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
+	    &rec), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_NOT_FOUND));
+	/* Committed, both are there for everyone. */
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "created", 7, 1000, 100), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_get(other, "scope", "k1", "fp", 1000,
+	    &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, memcmp(rec.response, "created", 7), 0));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, registry_get(other, "alice", &u), REG_OK));
+	registry_close(other);
+}
+
+Test(pg, idem_expired_record_reads_as_gone_and_is_replaced)
+{
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 1000, 201, "x", 1);
+	/* Expires at 1000 + 100; gone strictly after. */
+	cr_assert(eq(int, idem_get("k1", "fp", 1100, &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, idem_get("k1", "fp", 1101, &rec), REG_NOT_FOUND));
+	idem_put("k1", "other", 1101, 422, "y", 1);
+	cr_assert(eq(int, idem_get("k1", "other", 1101, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 422));
+	cr_assert(eq(int, rec.response[0], 'y'));
+	registry_idem_release(&rec);
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 1));
+}
+
+Test(pg, idem_put_purges_expired_records_in_batches)
+{
+	char key[32];
+	int i;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	for (i = 0; i < 70; i++) {
+		snprintf(key, sizeof(key), "old%d", i);
+		cr_assert(eq(int, registry_idem_put(reg, "scope", key, "fp",
+		    201, "x", 1, 1000, 10), REG_OK));
+	}
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 70));
+	idem_put("new1", "fp", 5000, 201, "x", 1);
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"),
+	    70 - REG_IDEM_PURGE_BATCH + 1));
+	idem_put("new2", "fp", 5000, 201, "x", 1);
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 2));
+}
+
+Test(pg, idem_keys_are_scoped)
+{
+	struct reg_idem rec;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "alice", "k", "fa", 201, "a",
+	    1, 1000, 100), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "bob", "k", "fb", 201, "b", 1,
+	    1000, 100), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "", "k", "fg", 201, "g", 1,
+	    1000, 100), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_get(reg, "alice", "k", "fa", 1000,
+	    &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, registry_idem_get(reg, "bob", "k", "fa", 1000,
+	    &rec), REG_IDEM_MISMATCH));
+	cr_assert(eq(int, registry_idem_get(reg, "", "k", "fg", 1000, &rec),
+	    REG_IDEM_DONE));
+	cr_assert(eq(int, rec.response[0], 'g'));
+	registry_idem_release(&rec);
+}
+
+Test(pg, idem_limits)
+{
+	char key[REG_IDEM_KEY_MAX + 2], scope[REG_IDEM_SCOPE_MAX + 2];
+	char fp[REG_IDEM_FINGERPRINT_MAX + 2];
+	struct reg_idem rec;
+
+	memset(key, 'k', sizeof(key) - 1);
+	key[REG_IDEM_KEY_MAX] = '\0';
+	memset(scope, 's', sizeof(scope) - 1);
+	scope[REG_IDEM_SCOPE_MAX] = '\0';
+	memset(fp, 'f', sizeof(fp) - 1);
+	fp[REG_IDEM_FINGERPRINT_MAX] = '\0';
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, scope, key, fp, 201, "x", 1,
+	    1000, 100), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_get(reg, scope, key, fp, 1000, &rec),
+	    REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	key[REG_IDEM_KEY_MAX] = 'k';
+	key[REG_IDEM_KEY_MAX + 1] = '\0';
+	cr_assert(eq(int, registry_idem_get(reg, "s", key, "f", 1000, &rec),
+	    REG_ERROR));
+	scope[REG_IDEM_SCOPE_MAX] = 's';
+	scope[REG_IDEM_SCOPE_MAX + 1] = '\0';
+	cr_assert(eq(int, registry_idem_get(reg, scope, "k", "f", 1000, &rec),
+	    REG_ERROR));
+	fp[REG_IDEM_FINGERPRINT_MAX] = 'f';
+	fp[REG_IDEM_FINGERPRINT_MAX + 1] = '\0';
+	cr_assert(eq(int, registry_idem_get(reg, "s", "k", fp, 1000, &rec),
+	    REG_ERROR));
+	cr_assert(eq(int, registry_idem_get(reg, "s", "", "f", 1000, &rec),
+	    REG_ERROR));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 201, "x", 1,
+	    1000, INT64_MAX), REG_ERROR));
+	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 600, "x", 1,
+	    1000, 100), REG_ERROR));
+	registry_rollback(reg);
+}
+
+Test(pg, idem_put_outside_write_transaction_is_misuse)
+{
+	struct reg_idem rec;
+
+	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 201, "x", 1,
+	    1000, 100), REG_ERROR));
+	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 201, "x", 1,
+	    1000, 100), REG_ERROR));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_idem_get(reg, "s", "k", "f", 1000, &rec),
+	    REG_NOT_FOUND));
+}
+
+/* registry_idem_scan() callback: counts, checks order and contents. */
+struct scan_seen {
+	int n;
+	int stop_at;
+	char last[64];
+};
+
+static int
+scan_one(void *arg, const char *scope, const char *key,
+    const struct reg_idem *rec)
+{
+	struct scan_seen *s = arg;
+	char id[64];
+
+	snprintf(id, sizeof(id), "%s/%s", scope, key);
+	cr_assert(gt(int, strcmp(id, s->last), 0), "%s after %s", id,
+	    s->last);
+	snprintf(s->last, sizeof(s->last), "%s", id);
+	cr_assert(eq(sz, rec->response_len, strlen(key)));
+	cr_assert(eq(int, memcmp(rec->response, key, rec->response_len), 0));
+	cr_assert(eq(str, (char *)rec->fingerprint, "fp"));
+	return ++s->n == s->stop_at;
+}
+
+Test(pg, idem_scan_visits_every_record_in_order)
+{
+	struct scan_seen seen = { 0, -1, "" };
+	char key[32];
+	int i;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	/* More than one batch of the scan, expired ones included. */
+	for (i = 0; i < 250; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		cr_assert(eq(int, registry_idem_put(reg, i % 2 ? "a" : "b",
+		    key, "fp", 201, key, strlen(key), 1000,
+		    i % 3 ? 100 : 0), REG_OK));
+	}
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_scan(reg, scan_one, &seen), REG_OK));
+	cr_assert(eq(int, seen.n, 250));
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_at = 120;
+	cr_assert(eq(int, registry_idem_scan(reg, scan_one, &seen), REG_ERROR));
+	cr_assert(eq(int, seen.n, 120));
+}
+
+/* Integrity, backup */
+
+Test(pg, integrity_passes_and_says_what_it_checked)
+{
+	cr_assert(eq(int, add("alice", "", "admin"), REG_OK));
+	cr_assert(eq(int, registry_integrity(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "1 users counted"),
+	    NULL)), "%s", registry_errmsg(reg));
+}
+
+Test(pg, integrity_finds_a_wrong_count_a_missing_meta_row_and_versions)
+{
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	raw_exec("UPDATE meta SET v = 5 WHERE k = 'users'");
+	cr_assert(eq(int, registry_integrity(reg), REG_ERROR));
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "meta counts 5"),
+	    NULL)), "%s", registry_errmsg(reg));
+	raw_exec("UPDATE meta SET v = 1 WHERE k = 'users'");
+	raw_exec("UPDATE users SET version = 9");
+	cr_assert(eq(int, registry_integrity(reg), REG_ERROR));
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "version 9"),
+	    NULL)), "%s", registry_errmsg(reg));
+	raw_exec("UPDATE users SET version = 1");
+	cr_assert(eq(int, registry_integrity(reg), REG_OK));
+	raw_exec("DELETE FROM meta WHERE k = 'revision'");
+	cr_assert(eq(int, registry_integrity(reg), REG_ERROR));
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "revision"),
+	    NULL)), "%s", registry_errmsg(reg));
+	/* Without its row, a write cannot take the lock. */
+	cr_assert(eq(int, registry_begin(reg), REG_ERROR));
+}
+
+Test(pg, backup_is_refused_with_a_pointer_to_pg_dump)
+{
+	cr_assert(eq(int, registry_backup(reg, "/tmp/never-written.db"),
+	    REG_ERROR));
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "pg_dump"), NULL)));
+	cr_assert(eq(int, access("/tmp/never-written.db", F_OK), -1));
+}
+
+/* Several connections */
+
+/*
+ * A child's exit status: base + enum reg_err of the step that ended it.
+ * Away from 1, which valgrind --error-exitcode uses.
+ */
+#define CHILD_INSERT 10
+#define CHILD_COMMIT 30
+#define CHILD_BEGIN 50
+#define CHILD_OPEN 70
+
+/* Opens a handle in a child: nothing of the parent's crosses fork(). */
+static struct registry *
+child_open(int busy_ms)
+{
+	struct registry *r;
+	enum reg_err err;
+
+	if ((r = registry_open(uri, busy_ms, 0, &err, NULL)) == NULL)
+		_exit(CHILD_OPEN + (int)err);
+	return r;
+}
+
+static void
+wait_child(pid_t pid, int want)
+{
+	int status;
+
+	cr_assert(eq(int, waitpid(pid, &status, 0), pid));
+	cr_assert(eq(int, WIFEXITED(status), 1));
+	cr_assert(eq(int, WEXITSTATUS(status), want));
+}
+
+Test(pg, concurrent_openers_create_the_schema_once_and_one_name_wins)
+{
+	static const char *const names[8] = {
+		"racer", "RACER", "Racer", "rAcer", "raCer", "racEr", "raceR",
+		"RaCeR"
+	};
+	struct user out[8];
+	pid_t pids[8];
+	int gate[2], status, ok = 0, exists = 0, more;
+	size_t i, n;
+
+	/* A brand-new schema: the children race to create it. */
+	registry_close(reg);
+	reg = NULL;
+	raw_exec("DROP SCHEMA %s CASCADE", schema);
+	raw_exec("CREATE SCHEMA %s", schema);
+	cr_assert(eq(int, pipe(gate), 0));
+	for (i = 0; i < 8; i++) {
+		pids[i] = fork();
+		cr_assert(ge(int, pids[i], 0));
+		if (pids[i] == 0) {
+			struct registry *r;
+			struct user u;
+			enum reg_err rc, err;
+			char c;
+
+			close(gate[1]);
+			/* Blocks until the parent closes the gate. */
+			if (read(gate[0], &c, 1) == -1)
+				_exit(99);
+			char why[REG_ERRMSG_SIZE];
+			if ((r = registry_open(uri, 10000, REG_OPEN_CREATE,
+			    &err, why)) == NULL) {
+				fprintf(stderr, "child %zu: %s\n", i, why);
+				_exit(CHILD_OPEN + (int)err);
+			}
+			mkuser(&u, names[i], "", "", "");
+			if ((rc = registry_begin(r)) != REG_OK)
+				_exit(CHILD_BEGIN + (int)rc);
+			if ((rc = registry_insert(r, &u)) != REG_OK)
+				registry_rollback(r);
+			else if ((rc = registry_commit(r)) != REG_OK)
+				rc += CHILD_COMMIT - CHILD_INSERT;
+			registry_close(r);
+			_exit(CHILD_INSERT + (int)rc);
+		}
+	}
+	close(gate[0]);
+	close(gate[1]);
+	for (i = 0; i < 8; i++) {
+		cr_assert(eq(int, waitpid(pids[i], &status, 0), pids[i]));
+		cr_assert(eq(int, WIFEXITED(status), 1));
+		if (WEXITSTATUS(status) == CHILD_INSERT + REG_OK)
+			ok++;
+		else if (WEXITSTATUS(status) == CHILD_INSERT + REG_EXISTS)
+			exists++;
+		else
+			cr_fail("child %zu exited %d", i, WEXITSTATUS(status));
+	}
+	cr_assert(eq(int, ok, 1));
+	cr_assert(eq(int, exists, 7));
+	reg = open_uri(uri, 2000, 0);
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 8, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 1));
+	cr_assert(eq(i64, revision(), 1));
+	cr_assert(eq(i64, count(), 1));
+}
+
+/*
+ * Two connections writing at once: every write takes the next version,
+ * none is handed out twice or skipped, and each connection sees its own
+ * versions increase.
+ */
+Test(pg, versions_strictly_increase_across_two_connections)
+{
+	enum { PER_CHILD = 60 };
+	int64_t got[2][PER_CHILD], seen[2 * PER_CHILD + 1];
+	int fds[2][2], i, c;
+	pid_t pids[2];
+
+	for (c = 0; c < 2; c++) {
+		cr_assert(eq(int, pipe(fds[c]), 0));
+		pids[c] = fork();
+		cr_assert(ge(int, pids[c], 0));
+		if (pids[c] == 0) {
+			struct registry *r = child_open(10000);
+			struct user u;
+			enum reg_err rc;
+			char name[32];
+
+			close(fds[c][0]);
+			for (i = 0; i < PER_CHILD; i++) {
+				snprintf(name, sizeof(name), "c%d-%02d", c, i);
+				mkuser(&u, name, "", "", "");
+				if ((rc = registry_begin(r)) != REG_OK)
+					_exit(CHILD_BEGIN + (int)rc);
+				if ((rc = registry_insert(r, &u)) != REG_OK)
+					_exit(CHILD_INSERT + (int)rc);
+				if ((rc = registry_commit(r)) != REG_OK)
+					_exit(CHILD_COMMIT + (int)rc);
+				if (write(fds[c][1], &u.version,
+				    sizeof(u.version)) != sizeof(u.version))
+					_exit(98);
+			}
+			registry_close(r);
+			_exit(0);
+		}
+		close(fds[c][1]);
+	}
+	for (c = 0; c < 2; c++) {
+		for (i = 0; i < PER_CHILD; i++)
+			cr_assert(eq(sz, (size_t)read(fds[c][0], &got[c][i],
+			    sizeof(got[c][i])), sizeof(got[c][i])));
+		close(fds[c][0]);
+		wait_child(pids[c], 0);
+	}
+	memset(seen, 0, sizeof(seen));
+	for (c = 0; c < 2; c++)
+		for (i = 0; i < PER_CHILD; i++) {
+			cr_assert(ge(i64, got[c][i], 1));
+			cr_assert(le(i64, got[c][i], 2 * PER_CHILD));
+			cr_assert(eq(i64, seen[got[c][i]], 0), "version %lld "
+			    "twice", (long long)got[c][i]);
+			seen[got[c][i]] = 1;
+			if (i > 0)
+				cr_assert(gt(i64, got[c][i], got[c][i - 1]));
+		}
+	cr_assert(eq(i64, revision(), 2 * PER_CHILD));
+	cr_assert(eq(i64, count(), 2 * PER_CHILD));
+}
+
+/*
+ * The write lock serializes writers in commit order: a writer that
+ * begins while another holds the lock waits for its commit, then reads
+ * what it committed and takes a later version, and commits after it.
+ */
+Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
+{
+	struct { int64_t begin_ms, version, commit_ms; int found; } b;
+	struct user a, next;
+	int64_t a_commit_ms;
+	int fds[2];
+	pid_t pid;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &a), REG_OK));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&next, "alice", "", "By A", "");
+	cr_assert(eq(int, registry_update(reg, &a, &next), REG_OK));
+	cr_assert(eq(int, pipe(fds), 0));
+	pid = fork();
+	cr_assert(ge(int, pid, 0));
+	if (pid == 0) {
+		struct registry *r = child_open(10000);
+		struct user cur, bob;
+		int64_t t0;
+
+		close(fds[0]);
+		t0 = mono_ms();
+		if (registry_begin(r) != REG_OK)
+			_exit(CHILD_BEGIN);
+		b.begin_ms = mono_ms() - t0;
+		b.found = registry_get(r, "alice", &cur) == REG_OK &&
+		    strcmp(cur.display_name, "By A") == 0;
+		mkuser(&bob, "bob", "", "", "");
+		if (registry_insert(r, &bob) != REG_OK)
+			_exit(CHILD_INSERT);
+		if (registry_commit(r) != REG_OK)
+			_exit(CHILD_COMMIT);
+		b.commit_ms = mono_ms();
+		b.version = bob.version;
+		if (write(fds[1], &b, sizeof(b)) != sizeof(b))
+			_exit(98);
+		registry_close(r);
+		_exit(0);
+	}
+	close(fds[1]);
+	/* B is blocked in registry_begin() meanwhile. */
+	sleep_ms(300);
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	a_commit_ms = mono_ms();
+	cr_assert(eq(sz, (size_t)read(fds[0], &b, sizeof(b)), sizeof(b)));
+	close(fds[0]);
+	wait_child(pid, 0);
+	cr_assert(ge(i64, b.begin_ms, 200), "B began after %lld ms",
+	    (long long)b.begin_ms);
+	cr_assert(eq(int, b.found, 1));
+	cr_assert(gt(i64, b.version, next.version));
+	cr_assert(ge(i64, b.commit_ms, a_commit_ms - 5));
+}
+
+/*
+ * An idempotency lookup under the lock sees the answer a concurrent
+ * request with the same key committed while it waited: it replays.
+ */
+Test(pg, idem_lookup_under_the_lock_sees_a_concurrent_same_key_answer)
+{
+	struct reg_idem rec;
+	struct user u;
+	int fds[2];
+	pid_t pid;
+	int rc;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
+	    &rec), REG_NOT_FOUND));
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "created", 7, 1000, 100), REG_OK));
+	cr_assert(eq(int, pipe(fds), 0));
+	pid = fork();
+	cr_assert(ge(int, pid, 0));
+	if (pid == 0) {
+		struct registry *r = child_open(10000);
+		struct reg_idem got;
+
+		close(fds[0]);
+		if (registry_begin(r) != REG_OK)
+			_exit(CHILD_BEGIN);
+		rc = registry_idem_get(r, "scope", "k1", "fp", 1000, &got);
+		if (rc == REG_IDEM_DONE && (got.status != 201 ||
+		    got.response_len != 7))
+			rc = REG_ERROR;
+		registry_idem_release(&got);
+		registry_rollback(r);
+		if (write(fds[1], &rc, sizeof(rc)) != sizeof(rc))
+			_exit(98);
+		registry_close(r);
+		_exit(0);
+	}
+	close(fds[1]);
+	sleep_ms(300);
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(sz, (size_t)read(fds[0], &rc, sizeof(rc)), sizeof(rc)));
+	close(fds[0]);
+	wait_child(pid, 0);
+	cr_assert(eq(int, rc, REG_IDEM_DONE), "the waiting request got %s",
+	    registry_err_str(rc));
+}
+
+/*
+ * The last two admins demoted at the same moment by two connections,
+ * 100 times: exactly one demotion passes each time, never none, never
+ * both (at READ COMMITTED without the shared lock, both could: each
+ * sees the other still an admin).
+ */
+Test(pg, last_admin_rule_holds_when_two_connections_demote_the_last_two)
+{
+	enum { ROUNDS = 100 };
+	int go[2][2], res[2][2], c, round, ok, last;
+	enum reg_err got[2];
+	pid_t pids[2];
+
+	cr_assert(eq(int, add("a", "", "admin"), REG_OK));
+	cr_assert(eq(int, add("b", "", "admin"), REG_OK));
+	for (c = 0; c < 2; c++) {
+		cr_assert(eq(int, pipe(go[c]), 0));
+		cr_assert(eq(int, pipe(res[c]), 0));
+	}
+	for (c = 0; c < 2; c++) {
+		pids[c] = fork();
+		cr_assert(ge(int, pids[c], 0));
+		if (pids[c] == 0) {
+			struct registry *r = child_open(10000);
+			const char *name = c == 0 ? "a" : "b";
+			struct user cur, next;
+			enum reg_err rc;
+			char byte;
+
+			/* Only its own ends: the parent's close must end it. */
+			close(go[c][1]);
+			close(res[c][0]);
+			close(go[1 - c][0]);
+			close(go[1 - c][1]);
+			close(res[1 - c][0]);
+			close(res[1 - c][1]);
+			/* One round per byte. */
+			while (read(go[c][0], &byte, 1) == 1) {
+				if ((rc = registry_begin(r)) == REG_OK &&
+				    (rc = registry_get(r, name, &cur)) ==
+				    REG_OK) {
+					next = cur;
+					next.nroles = 0;
+					rc = registry_update(r, &cur, &next);
+				}
+				if (rc == REG_OK)
+					rc = registry_commit(r);
+				else
+					registry_rollback(r);
+				if (write(res[c][1], &rc, sizeof(rc)) !=
+				    sizeof(rc))
+					_exit(98);
+			}
+			registry_close(r);
+			_exit(0);
+		}
+	}
+	for (c = 0; c < 2; c++) {
+		close(go[c][0]);
+		close(res[c][1]);
+	}
+	for (round = 0; round < ROUNDS; round++) {
+		for (c = 0; c < 2; c++)
+			cr_assert(eq(int, (int)write(go[c][1], "g", 1), 1));
+		ok = last = 0;
+		for (c = 0; c < 2; c++) {
+			cr_assert(eq(sz, (size_t)read(res[c][0], &got[c],
+			    sizeof(got[c])), sizeof(got[c])));
+			ok += got[c] == REG_OK;
+			last += got[c] == REG_LAST_ADMIN;
+		}
+		cr_assert(eq(int, ok, 1), "round %d: %s and %s", round,
+		    registry_err_str(got[0]), registry_err_str(got[1]));
+		cr_assert(eq(int, last, 1), "round %d", round);
+		cr_assert(eq(i64, raw_int("SELECT count(*) FROM users WHERE "
+		    "admin AND roles = 'admin'"), 1), "round %d", round);
+		raw_exec("UPDATE users SET roles = 'admin', admin = true");
+	}
+	for (c = 0; c < 2; c++) {
+		close(go[c][1]);
+		close(res[c][0]);
+		wait_child(pids[c], 0);
+	}
+	cr_assert(eq(i64, revision(), 2 + ROUNDS));
+}
+
+/* Outages */
+
+/*
+ * The server stops under a live handle: calls answer REG_UNAVAILABLE
+ * within busy_timeout_ms, and once it is back a refresh reconnects and
+ * prepares the statements again.
+ */
+Test(pg_outage, server_stopped_mid_run_is_unavailable_then_refresh_reconnects)
+{
+	struct user got, u;
+	int64_t t0, ms;
+
+	registry_close(reg);
+	reg = open_uri(uri, 1000, 0);
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	ctl("stop");
+	t0 = mono_ms();
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_UNAVAILABLE));
+	cr_assert(eq(int, registry_refresh(reg), REG_UNAVAILABLE), "%s",
+	    registry_errmsg(reg));
+	cr_assert(eq(int, registry_begin(reg), REG_UNAVAILABLE));
+	cr_assert(eq(int, registry_ping(reg), REG_UNAVAILABLE));
+	ms = mono_ms() - t0;
+	cr_assert(lt(i64, ms, 1000), "took %lld ms", (long long)ms);
+	ctl("start");
+	cr_assert(eq(int, registry_refresh(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	/* A refresh of a healthy connection keeps it. */
+	cr_assert(eq(int, registry_refresh(reg), REG_OK));
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+}
+
+/* A restart between requests is noticed by the refresh before one. */
+Test(pg_outage, refresh_after_a_restart_reconnects_before_the_request)
+{
+	struct user got;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	ctl("restart");
+	cr_assert(eq(int, registry_refresh(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK), "%s",
+	    registry_errmsg(reg));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+}
+
+/* The server dies inside a write transaction: nothing is acknowledged. */
+Test(pg_outage, transaction_cut_by_a_stop_is_unavailable_and_undone)
+{
+	struct user u;
+
+	registry_close(reg);
+	reg = open_uri(uri, 1000, 0);
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	ctl("stop");
+	cr_assert(eq(int, registry_commit(reg), REG_UNAVAILABLE));
+	cr_assert(eq(int, registry_in_transaction(reg), 0));
+	ctl("start");
+	cr_assert(eq(int, registry_refresh(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "carol", &u), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 0));
+}
+
+/*
+ * A server that answers nothing at all (every process stopped, sockets
+ * open): each call gives up at the deadline, never hangs; after it
+ * resumes a refresh reconnects.
+ */
+Test(pg_outage, server_that_stops_answering_is_unavailable_at_the_deadline)
+{
+	struct user got;
+	int64_t t0, ms;
+
+	registry_close(reg);
+	reg = open_uri(uri, 500, 0);
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	ctl("pause");
+	t0 = mono_ms();
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_UNAVAILABLE));
+	ms = mono_ms() - t0;
+	cr_assert(ge(i64, ms, 450), "gave up after %lld ms", (long long)ms);
+	cr_assert(lt(i64, ms, 500 + SLACK_MS), "gave up after %lld ms",
+	    (long long)ms);
+	t0 = mono_ms();
+	cr_assert(eq(int, registry_refresh(reg), REG_UNAVAILABLE));
+	ms = mono_ms() - t0;
+	cr_assert(lt(i64, ms, 500 + SLACK_MS), "refresh took %lld ms",
+	    (long long)ms);
+	ctl("resume");
+	cr_assert(eq(int, registry_refresh(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+}
+
+/* Every commit waits for a synchronous standby that never comes. */
+static void
+standby_required(void)
+{
+	int i;
+
+	raw_exec("ALTER SYSTEM SET synchronous_standby_names = "
+	    "'userreg_absent'");
+	raw_exec("SELECT pg_reload_conf()");
+	for (i = 0; i < 100 && strcmp(raw_text("SHOW "
+	    "synchronous_standby_names"), "userreg_absent") != 0; i++)
+		sleep_ms(20);
+	cr_assert(lt(int, i, 100), "the server did not reload its settings");
+	/* Other backends reload at their next command. */
+	sleep_ms(100);
+}
+
+/*
+ * A commit the server cannot confirm in time (its standby is gone) is
+ * REG_UNAVAILABLE at the deadline, never REG_OK: the server does not
+ * cancel the wait by itself (statement_timeout stops before the commit).
+ * The write may well be committed locally: the outcome is unknown.
+ */
+Test(pg_outage, commit_that_cannot_be_confirmed_is_unavailable_not_ok)
+{
+	struct user u;
+	int64_t t0, ms;
+
+	registry_close(reg);
+	reg = open_uri(uri, 600, 0);
+	standby_required();
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	t0 = mono_ms();
+	cr_assert(eq(int, registry_commit(reg), REG_UNAVAILABLE));
+	ms = mono_ms() - t0;
+	cr_assert(ge(i64, ms, 550), "gave up after %lld ms", (long long)ms);
+	cr_assert(lt(i64, ms, 600 + SLACK_MS), "gave up after %lld ms",
+	    (long long)ms);
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "unknown"),
+	    NULL)), "%s", registry_errmsg(reg));
+}
+
+/*
+ * The server dies while a commit waits for its answer: the client gets
+ * REG_UNAVAILABLE, never REG_OK, although after recovery the write turns
+ * out to be there (it was written locally before the standby's answer
+ * was awaited).
+ */
+Test(pg_outage, commit_cut_off_by_the_servers_death_is_never_ok)
+{
+	struct user u;
+	int fds[2], rc;
+	int64_t t0;
+	pid_t pid;
+
+	standby_required();
+	cr_assert(eq(int, pipe(fds), 0));
+	pid = fork();
+	cr_assert(ge(int, pid, 0));
+	if (pid == 0) {
+		struct registry *r = child_open(20000);
+		struct user nu;
+
+		close(fds[0]);
+		mkuser(&nu, "alice", "", "", "");
+		if (registry_begin(r) != REG_OK)
+			_exit(CHILD_BEGIN);
+		if (registry_insert(r, &nu) != REG_OK)
+			_exit(CHILD_INSERT);
+		rc = registry_commit(r);
+		if (write(fds[1], &rc, sizeof(rc)) != sizeof(rc))
+			_exit(98);
+		registry_close(r);
+		_exit(0);
+	}
+	close(fds[1]);
+	sleep_ms(500);
+	t0 = mono_ms();
+	ctl("kill");
+	cr_assert(eq(sz, (size_t)read(fds[0], &rc, sizeof(rc)), sizeof(rc)));
+	close(fds[0]);
+	wait_child(pid, 0);
+	cr_assert(eq(int, rc, REG_UNAVAILABLE), "the commit answered %s",
+	    registry_err_str(rc));
+	cr_assert(lt(i64, mono_ms() - t0, 5000));
+	ctl("start");
+	raw_exec("ALTER SYSTEM RESET synchronous_standby_names");
+	raw_exec("SELECT pg_reload_conf()");
+	cr_assert(eq(int, registry_refresh(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
+}
+
+/* Moving a registry between backends */
+
+static char sqdir[64];
+
+static void
+setup_migrate(void)
+{
+	setup();
+	snprintf(sqdir, sizeof(sqdir), "/tmp/test_registry_pg.XXXXXX");
+	cr_assert(not(eq(ptr, mkdtemp(sqdir), NULL)));
+}
+
+static void
+teardown_migrate(void)
+{
+	teardown();
+	support_remove_dir(sqdir);
+}
+
+TestSuite(migrate, .init = setup_migrate, .fini = teardown_migrate,
+    .timeout = TEST_TIMEOUT);
+
+static struct registry *
+open_sqlite(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", sqdir, name);
+	return open_uri(path, 2000, REG_OPEN_CREATE);
+}
+
+/* A registry with some history: updates, a delete, idempotency records. */
+static void
+fill(struct registry *r)
+{
+	struct user cur, next;
+
+	cr_assert(eq(int, add_to(r, "Root", "root@example.org", "admin,ops"),
+	    REG_OK));
+	cr_assert(eq(int, add_to(r, "alice", "Alice@Example.org", ""),
+	    REG_OK));
+	cr_assert(eq(int, add_to(r, "bob", "", "ops"), REG_OK));
+	cr_assert(eq(int, add_to(r, "gone", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(r, "alice", &cur), REG_OK));
+	mkuser(&next, "Alice", "Alice@Example.org", "Alice L\xc3\xa9vy",
+	    "ops");
+	cr_assert(eq(int, registry_begin(r), REG_OK));
+	cr_assert(eq(int, registry_update(r, &cur, &next), REG_OK));
+	cr_assert(eq(int, registry_commit(r), REG_OK));
+	cr_assert(eq(int, registry_get(r, "gone", &cur), REG_OK));
+	cr_assert(eq(int, registry_begin(r), REG_OK));
+	cr_assert(eq(int, registry_delete(r, &cur), REG_OK));
+	cr_assert(eq(int, registry_idem_put(r, "", "live", "fp1", 201,
+	    "a\0b", 3, 2000, 1000), REG_OK));
+	cr_assert(eq(int, registry_idem_put(r, "s", "expired", "fp2", 422,
+	    "x", 1, 100, 10), REG_OK));
+	cr_assert(eq(int, registry_commit(r), REG_OK));
+}
+
+/* Every user of a is in b exactly as stored, and the counters agree. */
+static void
+same_registry(struct registry *a, struct registry *b)
+{
+	static struct user ua[REG_LIST_MAX], ub[REG_LIST_MAX];
+	int64_t ra, rb, ca, cb;
+	size_t na, nb, i, j;
+	int more;
+
+	cr_assert(eq(int, registry_list(a, NULL, NULL, REG_LIST_MAX, ua, &na,
+	    &more), REG_OK));
+	cr_assert(eq(int, registry_list(b, NULL, NULL, REG_LIST_MAX, ub, &nb,
+	    &more), REG_OK));
+	cr_assert(eq(sz, na, nb));
+	for (i = 0; i < na; i++) {
+		cr_assert(eq(str, ua[i].username, ub[i].username));
+		cr_assert(eq(str, ua[i].email, ub[i].email));
+		cr_assert(eq(str, ua[i].display_name, ub[i].display_name));
+		cr_assert(eq(sz, ua[i].nroles, ub[i].nroles));
+		for (j = 0; j < ua[i].nroles; j++)
+			cr_assert(eq(str, ua[i].roles[j], ub[i].roles[j]));
+		cr_assert(eq(i64, ua[i].version, ub[i].version));
+		cr_assert(eq(i64, ua[i].created_at, ub[i].created_at));
+		cr_assert(eq(i64, ua[i].updated_at, ub[i].updated_at));
+	}
+	cr_assert(eq(int, registry_revision(a, &ra), REG_OK));
+	cr_assert(eq(int, registry_revision(b, &rb), REG_OK));
+	cr_assert(eq(i64, ra, rb));
+	cr_assert(eq(int, registry_count(a, &ca), REG_OK));
+	cr_assert(eq(int, registry_count(b, &cb), REG_OK));
+	cr_assert(eq(i64, ca, cb));
+}
+
+Test(migrate, sqlite_to_postgresql_and_back_keeps_everything)
+{
+	struct registry *sq = open_sqlite("from.db"), *back;
+	struct migrate_report rep;
+	struct reg_idem rec;
+	struct user u;
+
+	fill(sq);
+	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep), MIGRATE_OK),
+	    "%s", rep.why);
+	cr_assert(eq(i64, rep.users, 3));
+	cr_assert(eq(i64, rep.records, 1));
+	cr_assert(eq(i64, rep.revision, 6));
+	same_registry(sq, reg);
+	cr_assert(eq(int, registry_integrity(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+	/* The live record replays, expiry kept; the expired one stayed. */
+	cr_assert(eq(int, registry_idem_get(reg, "", "live", "fp1", 3000,
+	    &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 201));
+	cr_assert(eq(i64, rec.expires_at, 3000));
+	cr_assert(eq(sz, rec.response_len, 3));
+	cr_assert(eq(int, memcmp(rec.response, "a\0b", 3), 0));
+	registry_idem_release(&rec);
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 1));
+	/* The next write goes on from the source's revision. */
+	cr_assert(eq(int, add("carol", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "carol", &u), REG_OK));
+	cr_assert(eq(i64, u.version, 7));
+	/* And back into a new SQLite file. */
+	back = open_sqlite("back.db");
+	cr_assert(eq(int, migrate_registry(reg, back, 3000, &rep), MIGRATE_OK),
+	    "%s", rep.why);
+	cr_assert(eq(i64, rep.users, 4));
+	cr_assert(eq(i64, rep.revision, 7));
+	same_registry(reg, back);
+	cr_assert(eq(int, registry_idem_get(back, "", "live", "fp1", 3000,
+	    &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, registry_integrity(back), REG_OK));
+	registry_close(back);
+	registry_close(sq);
+}
+
+Test(migrate, refuses_a_target_that_is_not_fresh)
+{
+	struct registry *sq = open_sqlite("from.db");
+	struct migrate_report rep;
+	struct user u;
+
+	fill(sq);
+	/* A user. */
+	cr_assert(eq(int, add("zed", "", ""), REG_OK));
+	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep),
+	    MIGRATE_NOT_EMPTY));
+	cr_assert(not(eq(ptr, strstr(rep.why, "1 users"), NULL)), "%s",
+	    rep.why);
+	cr_assert(eq(i64, count(), 1));
+	/* No user left, but versions were handed out. */
+	cr_assert(eq(int, registry_get(reg, "zed", &u), REG_OK));
+	cr_assert(eq(int, delete(&u), REG_OK));
+	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep),
+	    MIGRATE_NOT_EMPTY));
+	/* Only an idempotency record. */
+	raw_exec("UPDATE meta SET v = 0 WHERE k = 'revision'");
+	idem_put("k", "fp", 1000, 201, "x", 1);
+	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep),
+	    MIGRATE_NOT_EMPTY));
+	cr_assert(not(eq(ptr, strstr(rep.why, "idempotency"), NULL)));
+	cr_assert(eq(i64, count(), 0));
+	cr_assert(eq(i64, revision(), 0));
+	/* A handle is not a copy of itself. */
+	cr_assert(eq(int, migrate_registry(sq, sq, 3000, &rep), MIGRATE_SAME));
+	registry_close(sq);
+}
+
+Test(migrate, is_all_or_nothing)
+{
+	struct registry *sq = open_sqlite("from.db");
+	struct migrate_report rep;
+
+	fill(sq);
+	/* The target refuses one of the users, the last one copied. */
+	raw_exec("ALTER TABLE users ADD CONSTRAINT no_root CHECK "
+	    "(key <> 'root')");
+	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep),
+	    MIGRATE_TARGET));
+	cr_assert(eq(int, rep.reg, REG_ERROR));
+	cr_assert(not(eq(ptr, strstr(rep.why, "Root"), NULL)), "%s", rep.why);
+	cr_assert(eq(i64, rep.users, 0));
+	cr_assert(eq(i64, count(), 0));
+	cr_assert(eq(i64, revision(), 0));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM users"), 0));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 0));
+	cr_assert(eq(int, registry_in_transaction(reg), 0));
+	cr_assert(eq(int, registry_in_transaction(sq), 0));
+	/* Fixed, the same migration goes through. */
+	raw_exec("ALTER TABLE users DROP CONSTRAINT no_root");
+	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep), MIGRATE_OK),
+	    "%s", rep.why);
+	same_registry(sq, reg);
+	registry_close(sq);
+}
+
+Test(migrate, error_texts_are_distinct)
+{
+	int i, j;
+
+	for (i = 0; i < MIGRATE_ERR__MAX; i++)
+		for (j = 0; j < i; j++)
+			cr_assert(not(eq(str, (char *)migrate_err_str(i),
+			    (char *)migrate_err_str(j))));
+	cr_assert(not(eq(ptr, (void *)migrate_err_str(MIGRATE_ERR__MAX),
+	    NULL)));
+}
