@@ -78,9 +78,16 @@ check_config(const struct config *cfg, int from_file)
 {
 	size_t len;
 
+	/*
+	 * From a file the registry is an absolute path or a URI that
+	 * registry_open() takes for PostgreSQL: anything else opens as a
+	 * SQLite file, and a relative one would depend on the working
+	 * directory.
+	 */
 	len = field_len(cfg->registry, sizeof(cfg->registry));
 	if (len == 0 || (from_file && cfg->registry[0] != '/' &&
-	    strstr(cfg->registry, "://") == NULL))
+	    strncmp(cfg->registry, "postgresql://", 13) != 0 &&
+	    strncmp(cfg->registry, "postgres://", 11) != 0))
 		abort();
 	len = field_len(cfg->log_file, sizeof(cfg->log_file));
 	if (from_file && len > 0 && cfg->log_file[0] != '/')
