@@ -436,6 +436,13 @@ check(struct pgreg *r, PGresult *res)
 	snprintf(prefix, sizeof(prefix), "[%s] ", state != NULL ? state :
 	    "no sqlstate");
 	keep_msg(r, prefix, msg);
+	/*
+	 * A server that takes no writes (a primary demoted in a failover):
+	 * the next refresh connects again, to the new primary when the URI
+	 * lists the hosts with target_session_attrs=read-write.
+	 */
+	if (state != NULL && strcmp(state, "25006") == 0)
+		drop(r);
 	PQclear(res);
 	return err;
 }

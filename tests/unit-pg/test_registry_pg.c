@@ -878,6 +878,10 @@ Test(pg, read_only_server_is_unavailable_for_writes_and_reads_go_on)
 	    registry_errmsg(r));
 	cr_assert(not(eq(ptr, strstr(registry_errmsg(r), "25006"), NULL)));
 	cr_assert(eq(int, registry_in_transaction(r), 0));
+	/* The connection is dropped: a refresh looks for a primary again. */
+	cr_assert(eq(int, registry_get(r, "alice", &got), REG_UNAVAILABLE));
+	cr_assert(eq(int, registry_refresh(r), REG_OK));
+	cr_assert(eq(int, registry_get(r, "alice", &got), REG_OK));
 	registry_close(r);
 }
 
