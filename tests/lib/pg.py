@@ -124,6 +124,14 @@ def _alive(pid):
     return st is not None and st != "Z"
 
 
+def _signal(pid, sig):
+    """kill(pid, sig); a process that is already gone is fine."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def _children(ppid):
     out = []
     for name in os.listdir("/proc"):
@@ -250,7 +258,7 @@ class Cluster:
     def _signal_postmaster(self, sig):
         pid = self.pid
         if pid is not None:
-            os.kill(pid, sig)
+            _signal(pid, sig)
         return pid
 
     def _wait_gone(self, pid, timeout):
@@ -274,8 +282,8 @@ class Cluster:
             return
         if not self._wait_gone(pid, STOP_TIMEOUT):
             for child in _children(pid):
-                os.kill(child, signal.SIGKILL)
-            os.kill(pid, signal.SIGKILL)
+                _signal(child, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
             self._wait_gone(pid, STOP_TIMEOUT)
         # The postmaster removes its pid file itself, except after SIGKILL.
         if self._popen is not None and self._popen.pid == pid:
@@ -295,9 +303,9 @@ class Cluster:
         pid = self.pid
         if pid is None:
             raise PgError("pause: the server is not running")
-        os.kill(pid, signal.SIGSTOP)
+        _signal(pid, signal.SIGSTOP)
         for child in _children(pid):
-            os.kill(child, signal.SIGSTOP)
+            _signal(child, signal.SIGSTOP)
 
     def resume(self):
         """Undoes pause(); a running server is left alone."""
@@ -305,8 +313,8 @@ class Cluster:
         if pid is None:
             return
         for child in _children(pid):
-            os.kill(child, signal.SIGCONT)
-        os.kill(pid, signal.SIGCONT)
+            _signal(child, signal.SIGCONT)
+        _signal(pid, signal.SIGCONT)
 
     def outage(self, seconds):
         """The server down for seconds, then back on the same port."""
