@@ -161,11 +161,6 @@ valgrind: $(BUILD)/unit-tests
 clean:
 	rm -rf $(BUILD) $(BUILD)-san $(BUILD)-fuzz $(BUILD)-nosync
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/userreg
-	install -m 0755 $(BUILD)/userreg.fcgi $(BUILD)/userreg $(DESTDIR)$(BINDIR)/
-	install -m 0644 conf/userreg.conf $(DESTDIR)$(SYSCONFDIR)/userreg/userreg.conf
-
 
 # Parts with a life of their own (power-loss harness, benchmark, contract
 # lint, packaging...) keep their rules in mk/*.mk.
@@ -182,5 +177,4 @@ check: deps-check
 	python3 tests/summary.py $(RESULTS) || status=1; \
 	exit $$status
 
-.PHONY: check check-unit check-integration all deps deps-check deps-clang fuzz-run run test integration check sanitize fuzz valgrind clean \
-	install
+.PHONY: check check-unit check-integration all deps deps-check deps-clang fuzz-run run test integration check sanitize fuzz valgrind clean
