@@ -780,6 +780,30 @@ connect_db(struct pgreg *r, unsigned flags)
 	return rc;
 }
 
+/*
+ * A URI libpq cannot parse is a mistake in the configuration (REG_ERROR),
+ * not a server to wait for. libpq's reason is kept up to the token it
+ * quotes, which may be a piece of a password.
+ */
+static enum reg_err
+uri_check(const char *uri, char *errmsg)
+{
+	PQconninfoOption *opts;
+	char *why = NULL;
+	size_t n;
+
+	if ((opts = PQconninfoParse(uri, &why)) != NULL) {
+		PQconninfoFree(opts);
+		return REG_OK;
+	}
+	n = why != NULL ? strcspn(why, "\"\n") : 0;
+	if (errmsg != NULL)
+		snprintf(errmsg, REG_ERRMSG_SIZE, "malformed PostgreSQL URI: "
+		    "%.*s", (int)n, why != NULL ? why : "out of memory");
+	PQfreemem(why);
+	return REG_ERROR;
+}
+
 struct registry *
 registry_pg_open(const char *uri, int busy_timeout_ms, unsigned flags,
     enum reg_err *err, char *errmsg)
@@ -787,6 +811,8 @@ registry_pg_open(const char *uri, int busy_timeout_ms, unsigned flags,
 	struct pgreg *r;
 	enum reg_err rc;
 
+	if ((*err = uri_check(uri, errmsg)) != REG_OK)
+		return NULL;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    (r->uri = strdup(uri)) == NULL) {
 		free(r);

@@ -391,6 +391,29 @@ Test(pg, open_of_a_closed_port_is_unavailable_and_keeps_the_password)
 	cr_assert(eq(ptr, strstr(why, "s3cret"), NULL), "%s", why);
 }
 
+/* A URI libpq cannot read is a configuration error, told without secrets. */
+Test(pg, open_of_a_malformed_uri_is_an_error_not_unavailable)
+{
+	static const char *const bad[] = {
+		"postgresql://h/db?no_such_option=1",
+		"postgresql://user:pass%zzword@h/db",
+		"postgres://h:notaport:1/db?x",
+	};
+	char why[REG_ERRMSG_SIZE];
+	enum reg_err err;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = REG_OK;
+		cr_assert(eq(ptr, registry_open(bad[i], 300, 0, &err, why),
+		    NULL), "%s", bad[i]);
+		cr_assert(eq(int, err, REG_ERROR), "%s: %s", bad[i], why);
+		cr_assert(not(eq(ptr, strstr(why, "malformed"), NULL)), "%s",
+		    why);
+		cr_assert(eq(ptr, strstr(why, "zzword"), NULL), "%s", why);
+	}
+}
+
 /*
  * A peer that accepts the connection and never answers (a hung server,
  * a black hole behind a firewall): the open gives up at the deadline.
