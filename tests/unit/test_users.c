@@ -538,7 +538,7 @@ ParameterizedTestParameters(users, order_of_checks)
 		    .path = "/users/nobody", .ct = MP, .im = "\"1\"",
 		    .body = "{}", .state = HTTP_BODY_TRUNCATED, .status = 400,
 		    .slug = "malformed-json" },
-		{ .name = "truncated PUT body before 404-free create",
+		{ .name = "truncated PUT body on a create",
 		    .method = "PUT", .path = "/users/carol", .ct = MJ,
 		    .inm = "*", .body = "{\"username\":\"carol\"}",
 		    .state = HTTP_BODY_TRUNCATED, .status = 400,
