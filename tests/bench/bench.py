@@ -87,12 +87,14 @@ CEILINGS = (
 
 BASE_USERS = 1000	# ordinary users in the registries of the rows
 LIST_LIMIT = 50
-# DELETE victims: this many times what the trivial responder (which no
-# service outruns) answered in the same time, and never fewer than for
-# VICTIM_FLOOR requests/s: a ceiling measured in a noisy moment must not
-# leave a later DELETE row without victims.
-VICTIM_MARGIN = 1.5
-VICTIM_FLOOR = {1: 15000.0, 32: 30000.0}
+# DELETE victims: a DELETE takes the same write path as a POST, PUT or
+# PATCH, so this many times the fastest of those rows at the same number
+# of connections, for the same time; without any of those figures, the
+# trivial responder's rate (which no service outruns) instead; never fewer
+# than for VICTIM_MIN_RATE deletes a second. A row that runs out anyway
+# says so, and is broken.
+VICTIM_MARGIN = 3.0
+VICTIM_MIN_RATE = 5000
 
 
 class BenchError(Exception):
@@ -604,15 +606,20 @@ def run_rows(ctx, backend, ceilings):
         reg.drop()
 
     # DELETE on a registry of its own: the base users and, per connection
-    # count, victims enough for that many connections at the trivial
-    # responder's pace, dealt round-robin to the wrk threads.
+    # count, victims (see VICTIM_MARGIN) dealt round-robin to the threads.
     reg = Registry(ctx, backend, "delete")
     try:
         victims = {}
         for c in CONNECTIONS:
-            ceiling = ceilings.get(("trivial-post", c), {})
-            rate = max(ceiling.get("rps", 0.0), VICTIM_FLOOR.get(c, 30000.0))
-            per = int(math.ceil(rate * ctx.seconds * VICTIM_MARGIN / c)) + 50
+            rates = [rows[(k, c)]["rps"] for k in ("post", "put", "patch")
+                     if "rps" in rows.get((k, c), {})]
+            if rates:
+                need = max(rates) * ctx.seconds * VICTIM_MARGIN
+            else:
+                need = ceilings.get(("trivial-post", c), {}).get(
+                    "rps", 30000.0) * ctx.seconds * 1.5
+            need = max(need, VICTIM_MIN_RATE * ctx.seconds)
+            per = int(math.ceil(need / c)) + 50
             victims[c] = ["del%d-%07d" % (c, i) for i in range(per * c)]
         reg.load(list(base_names(BASE_USERS)) +
                  [n for c in CONNECTIONS for n in victims[c]])
