@@ -1800,6 +1800,24 @@ wait_child(pid_t pid, int want)
 	cr_assert(eq(int, WEXITSTATUS(status), want));
 }
 
+/* The child says it is about to start the step the parent times. */
+static void
+child_ready(int fd)
+{
+	if (write(fd, "r", 1) != 1)
+		_exit(97);
+	close(fd);
+}
+
+static void
+wait_ready(int fd)
+{
+	char c;
+
+	cr_assert(eq(int, (int)read(fd, &c, 1), 1), "the child died early");
+	close(fd);
+}
+
 Test(pg, concurrent_openers_create_the_schema_once_and_one_name_wins)
 {
 	static const char *const names[8] = {
@@ -1942,7 +1960,7 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 	struct { int64_t begin_ms, version, commit_ms; int found; } b;
 	struct user a, next;
 	int64_t a_commit_ms;
-	int fds[2];
+	int fds[2], ready[2];
 	pid_t pid;
 
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
@@ -1951,6 +1969,7 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 	mkuser(&next, "alice", "", "By A", "");
 	cr_assert(eq(int, registry_update(reg, &a, &next), REG_OK));
 	cr_assert(eq(int, pipe(fds), 0));
+	cr_assert(eq(int, pipe(ready), 0));
 	pid = fork();
 	cr_assert(ge(int, pid, 0));
 	if (pid == 0) {
@@ -1959,6 +1978,8 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 		int64_t t0;
 
 		close(fds[0]);
+		close(ready[0]);
+		child_ready(ready[1]);
 		t0 = mono_ms();
 		if (registry_begin(r) != REG_OK)
 			_exit(CHILD_BEGIN);
@@ -1978,6 +1999,8 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 		_exit(0);
 	}
 	close(fds[1]);
+	close(ready[1]);
+	wait_ready(ready[0]);
 	/* B is blocked in registry_begin() meanwhile. */
 	sleep_ms(300);
 	cr_assert(eq(int, registry_commit(reg), REG_OK));
@@ -1985,7 +2008,7 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 	cr_assert(eq(sz, (size_t)read(fds[0], &b, sizeof(b)), sizeof(b)));
 	close(fds[0]);
 	wait_child(pid, 0);
-	cr_assert(ge(i64, b.begin_ms, 200), "B began after %lld ms",
+	cr_assert(ge(i64, b.begin_ms, 250), "B began after %lld ms",
 	    (long long)b.begin_ms);
 	cr_assert(eq(int, b.found, 1));
 	cr_assert(gt(i64, b.version, next.version));
@@ -2000,7 +2023,7 @@ Test(pg, idem_lookup_under_the_lock_sees_a_concurrent_same_key_answer)
 {
 	struct reg_idem rec;
 	struct user u;
-	int fds[2];
+	int fds[2], ready[2];
 	pid_t pid;
 	int rc;
 
@@ -2012,15 +2035,23 @@ Test(pg, idem_lookup_under_the_lock_sees_a_concurrent_same_key_answer)
 	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
 	    "created", 7, 1000, 100), REG_OK));
 	cr_assert(eq(int, pipe(fds), 0));
+	cr_assert(eq(int, pipe(ready), 0));
 	pid = fork();
 	cr_assert(ge(int, pid, 0));
 	if (pid == 0) {
 		struct registry *r = child_open(10000);
 		struct reg_idem got;
+		int64_t t0;
 
 		close(fds[0]);
+		close(ready[0]);
+		child_ready(ready[1]);
+		t0 = mono_ms();
 		if (registry_begin(r) != REG_OK)
 			_exit(CHILD_BEGIN);
+		/* It must have waited for the lock, or proves nothing. */
+		if (mono_ms() - t0 < 250)
+			_exit(96);
 		rc = registry_idem_get(r, "scope", "k1", "fp", 1000, &got);
 		if (rc == REG_IDEM_DONE && (got.status != 201 ||
 		    got.response_len != 7))
@@ -2033,6 +2064,8 @@ Test(pg, idem_lookup_under_the_lock_sees_a_concurrent_same_key_answer)
 		_exit(0);
 	}
 	close(fds[1]);
+	close(ready[1]);
+	wait_ready(ready[0]);
 	sleep_ms(300);
 	cr_assert(eq(int, registry_commit(reg), REG_OK));
 	cr_assert(eq(sz, (size_t)read(fds[0], &rc, sizeof(rc)), sizeof(rc)));
@@ -2283,12 +2316,13 @@ Test(pg_outage, commit_that_cannot_be_confirmed_is_unavailable_not_ok)
 Test(pg_outage, commit_cut_off_by_the_servers_death_is_never_ok)
 {
 	struct user u;
-	int fds[2], rc;
+	int fds[2], ready[2], rc;
 	int64_t t0;
 	pid_t pid;
 
 	standby_required();
 	cr_assert(eq(int, pipe(fds), 0));
+	cr_assert(eq(int, pipe(ready), 0));
 	pid = fork();
 	cr_assert(ge(int, pid, 0));
 	if (pid == 0) {
@@ -2296,11 +2330,13 @@ Test(pg_outage, commit_cut_off_by_the_servers_death_is_never_ok)
 		struct user nu;
 
 		close(fds[0]);
+		close(ready[0]);
 		mkuser(&nu, "alice", "", "", "");
 		if (registry_begin(r) != REG_OK)
 			_exit(CHILD_BEGIN);
 		if (registry_insert(r, &nu) != REG_OK)
 			_exit(CHILD_INSERT);
+		child_ready(ready[1]);
 		rc = registry_commit(r);
 		if (write(fds[1], &rc, sizeof(rc)) != sizeof(rc))
 			_exit(98);
@@ -2308,7 +2344,10 @@ Test(pg_outage, commit_cut_off_by_the_servers_death_is_never_ok)
 		_exit(0);
 	}
 	close(fds[1]);
-	sleep_ms(500);
+	close(ready[1]);
+	wait_ready(ready[0]);
+	/* The commit is waiting for the standby by now. */
+	sleep_ms(300);
 	t0 = mono_ms();
 	ctl("kill");
 	cr_assert(eq(sz, (size_t)read(fds[0], &rc, sizeof(rc)), sizeof(rc)));
