@@ -34,4 +34,6 @@ check-bench:
 	    --tools $(BENCH_TOOLS) --workers $(WORKERS) --out $(RESULTS)/bench \
 	    --junitxml $(RESULTS)/bench.xml
 
+CHECK_STEPS += check-bench
+
 .PHONY: bench bench-tools check-bench
