@@ -19,7 +19,9 @@ and the same kind of socket (unix):
 - memory: every process of each pool, after its load;
 - registry sizes: GET and POST at each size, the registry loaded with the
   admin tool's `userreg import`;
-- plain CGI: one request from exec to exit, the median of 200 (cgitime.c).
+- plain CGI: one request from exec to exit, the median of 200 (cgitime.c);
+- the trivial GET once more at the end, to show whether the machine was
+  quiet for the whole run.
 
 A row counts only when every answer had the row's expected status and no
 request failed; otherwise it is reported broken, with what went wrong,
@@ -85,7 +87,7 @@ CEILINGS = (
     ("durable-post", "durable", "POST"),
 )
 
-BASE_USERS = 1000	# ordinary users in the registries of the rows
+BASE_USERS = 1000  # ordinary users in the registries of the rows
 LIST_LIMIT = 50
 # DELETE victims: a DELETE takes the same write path as a POST, PUT or
 # PATCH, so this many times the fastest of those rows at the same number
