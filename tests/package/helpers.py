@@ -51,12 +51,20 @@ def run(argv, check=True, **kw):
     return r
 
 
+# Variables of the install that must come from the test's command line
+# only, not from the environment or a make that runs the tests.
+MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "DESTDIR", "PREFIX", "BINDIR",
+             "SBINDIR", "LIBDIR", "DATADIR", "MANDIR", "SYSCONFDIR",
+             "LOCALSTATEDIR", "SYSTEMDUNITDIR", "STRIP", "VERSION", "BUILD")
+
+
 def make(build, *args, check=True):
     """Runs make in the source tree with BUILD=build."""
+    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
     r = subprocess.run(["make", "--no-print-directory", "-C", ROOT,
                         "BUILD=" + build] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True)
+                       text=True, env=env)
     if check and r.returncode != 0:
         pytest.fail("make %s failed (%d):\n%s" % (" ".join(args), r.returncode,
                                                   r.stdout[-4000:]))
