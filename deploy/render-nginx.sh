@@ -10,8 +10,13 @@
 #               files); created if missing. The rendered snippet is written
 #               there as userreg-site.conf and included.
 # Environment (optional):
-#   USERREG_HTPASSWD  an htpasswd file: every request then needs HTTP Basic
+#   USERREG_HTPASSWD  an htpasswd file: requests then need HTTP Basic
 #                     credentials (auth_basic), and REMOTE_USER is checked.
+#   USERREG_AUTH      with USERREG_HTPASSWD: "all" (the default: every
+#                     request) or "signup" (deploy/nginx-signup-auth.conf:
+#                     a POST without credentials stays anonymous).
+#   USERREG_METRICS_FROM  the addresses that may read /metrics, separated
+#                     by spaces, instead of the snippet's 127.0.0.1 and ::1.
 #
 # Run nginx with: nginx -e PREFIX_DIR/error.log -c PREFIX_DIR/nginx.conf
 # (daemon off: it stays in the foreground; stop it by its pid).
@@ -38,9 +43,19 @@ if ! printf '%s\n' "$port" | grep -Eqx '[1-9][0-9]{0,4}' || [ "$port" -gt 65535 
 	die "bad PORT '$port'"
 fi
 htpasswd=${USERREG_HTPASSWD:-}
+authmode=${USERREG_AUTH:-all}
 if [ -n "$htpasswd" ]; then
 	printf '%s\n' "$htpasswd" | grep -Eqx '/[A-Za-z0-9._/+-]+' ||
 	    die "bad USERREG_HTPASSWD '$htpasswd' (an absolute path)"
+fi
+case $authmode in
+all | signup) ;;
+*) die "bad USERREG_AUTH '$authmode' (all or signup)" ;;
+esac
+metrics_from=${USERREG_METRICS_FROM:-}
+if [ -n "$metrics_from" ]; then
+	printf '%s\n' "$metrics_from" | grep -Eqx '[0-9A-Fa-f.:/ ]+' ||
+	    die "bad USERREG_METRICS_FROM '$metrics_from' (addresses or CIDR ranges)"
 fi
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -64,9 +79,23 @@ for f in ${NGINX_CONF_DIR:+"$NGINX_CONF_DIR/fastcgi_params"} \
 done
 [ -n "$params" ] || die "cannot find nginx's fastcgi_params (set NGINX_CONF_DIR)"
 
+# The "# monitoring host" lines of the snippet give way to one line per
+# address of USERREG_METRICS_FROM.
 sed -e "s|@BASE_PATH@|$base|g" -e "s|@UPSTREAM@|$upstream|g" \
     -e "s|^\([[:space:]]*include[[:space:]]*\)fastcgi_params;|\1$params;|" \
-    "$snippet" > "$prefix/userreg-site.conf"
+    "$snippet" | awk -v from="$metrics_from" '
+	from != "" && /# monitoring host$/ {
+		if (!done) {
+			indent = $0
+			sub(/[^[:space:]].*/, "", indent)
+			n = split(from, a, " ")
+			for (i = 1; i <= n; i++)
+				print indent "allow " a[i] ";\t# monitoring host"
+			done = 1
+		}
+		next
+	}
+	{ print }' > "$prefix/userreg-site.conf"
 
 # nginx started as root runs its workers as nobody, who cannot reach a
 # socket in a root-only directory; as anyone else the directive is void.
@@ -74,7 +103,13 @@ user=""
 [ "$(id -u)" -eq 0 ] && user="user root;"
 
 auth=""
-if [ -n "$htpasswd" ]; then
+if [ -n "$htpasswd" ] && [ "$authmode" = signup ]; then
+	[ -r "$here/nginx-signup-auth.conf" ] ||
+	    die "cannot read $here/nginx-signup-auth.conf"
+	sed -e "s|@HTPASSWD@|$htpasswd|g" "$here/nginx-signup-auth.conf" \
+	    > "$prefix/userreg-auth.conf"
+	auth="include $prefix/userreg-auth.conf;"
+elif [ -n "$htpasswd" ]; then
 	auth="auth_basic \"userreg\";
 		auth_basic_user_file $htpasswd;"
 fi
@@ -101,8 +136,9 @@ events {
 }
 
 http {
+	# rid: the X-Request-Id of the answer, as the worker logs it (id=).
 	log_format userreg '\$remote_addr [\$time_local] "\$request" \$status '
-	    '\$body_bytes_sent rid=\$request_id rt=\$request_time '
+	    '\$body_bytes_sent rid=\$userreg_request_uuid rt=\$request_time '
 	    'ut=\$upstream_response_time';
 	access_log $prefix/access.log userreg;
 	client_body_temp_path $prefix/tmp/body;
