@@ -27,6 +27,7 @@ a process group of its own and is stopped by pid; its tmpfs is
 unmounted whatever the test did.
 """
 
+import errno
 import itertools
 import json
 import os
@@ -683,15 +684,14 @@ def fill(directory, chunk=65536):
     """Fills the filesystem of directory with one file until ENOSPC;
     returns its path (remove it to clear the fault) and size."""
     path = os.path.join(directory, "filler")
-    size = 0
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * chunk)
-                f.flush()
-                size += chunk
-        except OSError as e:
-            assert e.errno == 28, "filling %s: %s" % (directory, e)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while os.write(fd, b"\0" * chunk) > 0:
+            pass
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, "filling %s: %s" % (directory, e)
+    finally:
+        os.close(fd)
     return path, stack.file_size(path)
 
 
@@ -727,8 +727,8 @@ def agree(rig, path, timeout=20.0, max_requests=600, burst=8):
     the pool has answered it at least once (the pool's access log names
     the pid behind each X-Request-Id), and asserts that every answer was
     the same (status, ETag, body). Returns that Response."""
-    pids = rig.worker_pids()
-    assert pids, "no workers"
+    pids = rig.wait_workers()
+    assert len(pids) == rig.stack.workers, "workers: %s" % pids
     offset = rig.log_offset()
     answers = []
     seen = set()

@@ -102,10 +102,12 @@ def test_a_replaced_registry_is_noticed_by_every_worker(rigs):
     lost = srv.create()
     for _ in range(3):      # every worker reads the file before it goes
         concurrent_posts(srv)
+    old = rig.wait_workers()
     os.rename(copy, rig.registry)
     made = []
     for _ in range(4):
         made += concurrent_posts(srv)
+    rig.wait_restarted(old)
     a = fk.check_registry(rig.registry)
     for name, r in made:
         if r.status == 201:

@@ -205,8 +205,10 @@ def test_sigkill_of_worker_mid_load_is_replaced(rigs):
         victim = workers[1]
         t_kill = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        now = fk.wait_until(lambda: len(rig.worker_pids()) == len(workers)
-                            and victim not in rig.worker_pids() and rig.worker_pids(), 2.0, 0.01)
+        def replaced():
+            pids = rig.worker_pids()
+            return pids if len(pids) == len(workers) and victim not in pids else None
+        now = fk.wait_until(replaced, 2.0, 0.01)
         assert now, "worker %d not replaced within 2 s: %s" % (victim, rig.worker_pids())
         load.wait_for(lambda o: len([x for x in o if x.t0 > t_kill + 0.5]) >= 100, 15)
     assert set(workers) - {victim} <= set(now) and len(set(now) - set(workers)) == 1, \
