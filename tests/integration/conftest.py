@@ -9,7 +9,9 @@ for the client API) bound to a deployment started once per front: by
 default "nginx-pool", build/userreg.fcgi as a pre-fork pool on a unix
 socket behind a real nginx on a free 127.0.0.1 port. --fronts names the
 fronts (fronts.FRONTS): every test runs on the first, tests marked
-@pytest.mark.contract on each of them.
+@pytest.mark.contract on each of them, tests marked
+@pytest.mark.fronts(NAME, ...) on each of those names that --fronts
+lists (and are deselected, not skipped, when it lists none of them).
 
 What the old home-made runner guaranteed still holds:
 - after every test, every running deployment is checked (pool master,
@@ -75,7 +77,7 @@ class Run:
         self._ids = itertools.count(1)
         self._variants = itertools.count(1)
         self.tmp = None
-        self.deployments = {}   # (kind, auth, config items) -> fronts.Front
+        self.deployments = {}   # (kind, auth, config items, options) -> fronts.Front
         self.kind_of = {}       # id(Front) -> kind
         self.outcomes = {}      # nodeid -> "passed" or "failed"
         self.extra_failures = []    # (what, why) outside any test
@@ -87,8 +89,9 @@ class Run:
 
     # -- deployments
 
-    def _deployment(self, kind, auth, config):
-        key = (kind, auth, tuple(sorted((k, str(v)) for k, v in config.items())))
+    def _deployment(self, kind, auth, config, options):
+        key = (kind, auth, tuple(sorted((k, str(v)) for k, v in config.items())),
+               tuple(sorted((k, str(v)) for k, v in options.items())))
         front = self.deployments.get(key)
         if front is None:
             if self.tmp is None:
@@ -96,10 +99,13 @@ class Run:
                 if len(base) > 40:  # unix socket paths are limited to 107 bytes
                     base = "/tmp"
                 self.tmp = tempfile.mkdtemp(prefix="userreg-it-", dir=base)
-            main = auth is None and not config
+                # Fronts run processes as www-data or userreg: they pass
+                # through on the way to their own directories.
+                os.chmod(self.tmp, 0o711)
+            main = auth is None and not config and not options
             label = kind if main else "%s-v%d" % (kind, next(self._variants))
             front = fronts.make(kind, label, os.path.join(self.tmp, label), self.binary,
-                                self.workers, config, auth)
+                                self.workers, config, auth, options)
             try:
                 front.start()
             except BaseException:
@@ -111,11 +117,11 @@ class Run:
 
     def main(self, kind):
         """The Server of front kind's main deployment, started on first use."""
-        return self._deployment(kind, None, {})
+        return self._deployment(kind, None, {}, {})
 
-    def variant(self, front, auth, config):
+    def variant(self, front, auth, config, options=None):
         """A Server of another deployment of front's kind (see Server.variant)."""
-        return self._deployment(self.kind_of[id(front)], auth, config)
+        return self._deployment(self.kind_of[id(front)], auth, config, options or {})
 
     def running(self):
         return list(self.deployments.values())
@@ -191,9 +197,15 @@ def _alarm(signum, frame):
     raise TestTimeout("timed out after %gs (--test-timeout)" % _active[-1].timeout)
 
 
+NO_FRONT = "(no front listed)"     # the srv of a test --fronts gives no front for
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "contract: an HTTP contract test, run on every front given to --fronts")
+    config.addinivalue_line(
+        "markers", "fronts(name, ...): a test of those fronts, run on each of them "
+        "that --fronts lists")
     run = Run(config)
     if not run.fronts:
         raise pytest.UsageError("--fronts names no front")
@@ -218,13 +230,31 @@ def pytest_generate_tests(metafunc):
         return
     run = metafunc.config.stash[RUN]
     kinds = run.fronts
-    if metafunc.definition.get_closest_marker("contract") is None:
+    only = metafunc.definition.get_closest_marker("fronts")
+    if only is not None:
+        unknown = [k for k in only.args if k not in fronts.FRONTS]
+        if unknown or not only.args:
+            raise pytest.UsageError("%s: @pytest.mark.fronts names no or unknown fronts %s"
+                                    % (metafunc.definition.nodeid, unknown))
+        kinds = [k for k in kinds if k in only.args] or [NO_FRONT]
+    elif metafunc.definition.get_closest_marker("contract") is None:
         kinds = kinds[:1]
     metafunc.parametrize("srv", kinds, indirect=True, scope="session", ids=kinds)
     if run.repeat > 1:
         metafunc.fixturenames.append("userreg_round")
         metafunc.parametrize("userreg_round", range(1, run.repeat + 1),
                              ids=["#%d" % i for i in range(1, run.repeat + 1)])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselects the tests of fronts --fronts does not list."""
+    keep, drop = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        (drop if spec is not None and spec.params.get("srv") == NO_FRONT else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 # ------------------------------------------------------------------ fixture

@@ -12,8 +12,13 @@ Paths without a leading "/" are relative to the front's base path
 bytes, go on the wire verbatim. Server offers request/get/head/post/put/
 patch/delete/options/raw, unique, unique_email, create, representation,
 problem, concurrently, cgi, variant, pool_down, signal_pool/wait_pool/
-start_pool, registry (the SQLite file), worker_pids, and the attributes
-base, port, dir, conf_path, config, auth, binary, pool.
+start_pool, registry (the SQLite file), worker_pids, direct, and the
+attributes base, port, dir, conf_path, config, auth, binary, pool, front.
+
+Behind a checking proxy (the "prism" front) every answer is vetted by the
+front and a violation fails the test; srv.direct is the same server
+without the proxy, for what the proxy cannot carry (HEAD, raw bytes,
+unknown paths and methods). On every other front srv.direct is srv.
 """
 
 import base64
@@ -170,9 +175,15 @@ class Server:
     with a pool).
     """
 
-    def __init__(self, front, run):
+    def __init__(self, front, run, direct=False):
         self.front = front
         self.run = run      # conftest.Run: ids, variants
+        self._direct = direct
+
+    @property
+    def direct(self):
+        """This server without a checking proxy in front (see above)."""
+        return Server(self.front, self.run, direct=True)
 
     @property
     def name(self):
@@ -184,7 +195,7 @@ class Server:
 
     @property
     def port(self):
-        return self.front.port
+        return self.front.direct_port if self._direct else self.front.port
 
     @property
     def dir(self):
@@ -324,10 +335,13 @@ class Server:
                 raise AssertionError("bad or no answer (%s: %s) to %r"
                                      % (type(e).__name__, e, data[:120]))
             line = data.split(b"\r\n", 1)[0][:160].decode("latin-1")
-            return Response(resp.status, resp.reason, Headers(resp.getheaders()), body,
-                            method=method, request_line=repr(line)[1:-1])
+            r = Response(resp.status, resp.reason, Headers(resp.getheaders()), body,
+                         method=method, request_line=repr(line)[1:-1])
         finally:
             s.close()
+        if not self._direct:
+            self.front.vet(r)
+        return r
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -568,12 +582,15 @@ class Server:
         r.returncode = p.returncode
         return r
 
-    def variant(self, auth=None, **config):
+    def variant(self, auth=None, options=None, **config):
         """Another deployment of this front with these userreg.conf keys
         (e.g. base_path="/api/", access="self", require_preconditions="off"),
         started on first use, cached, stopped with this front. auth="basic"
-        puts HTTP Basic in front (request(..., user=NAME) then sends that
-        principal's credentials); without it the front passes whatever
-        Basic user a request names as REMOTE_USER, unchecked."""
-        return self.run.variant(self.front, auth, config)
+        puts HTTP Basic in front of every request, auth="signup" in front
+        of all but a POST without credentials (the deploy files' example
+        for access = self); request(..., user=NAME) then sends that
+        principal's credentials. Without auth the front passes whatever
+        Basic user a request names as REMOTE_USER, unchecked. options:
+        front settings (fronts.Front), e.g. {"metrics_from": "192.0.2.1"}."""
+        return self.run.variant(self.front, auth, config, options or {})
 
