@@ -1,14 +1,13 @@
 """test_core.py: the core slice of API.md through nginx: create, read,
 conditional GET, the 4xx table, routing, limits, hostile input, plain CGI,
 a base path below "/", and the duplicate-create race. Run by pytest (see
-conftest.py); the tests marked contract run on every front."""
+conftest.py) on the first front; test_contract.py holds what runs on
+every front."""
 
 import random
 import sqlite3
 import threading
 import time
-
-import pytest
 
 COLL_ALLOW = "GET, HEAD, POST, OPTIONS"
 ITEM_ALLOW = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
@@ -60,7 +59,6 @@ def still_serving(srv):
 
 # ------------------------------------------------------------ create / read
 
-@pytest.mark.contract
 def test_healthz(srv):
     r = srv.get("healthz")
     assert r.status == 200, r.describe()
@@ -69,7 +67,6 @@ def test_healthz(srv):
     assert r.body == b'{"status":"ok"}', r.describe()
 
 
-@pytest.mark.contract
 def test_post_creates_user(srv):
     name = srv.unique("alice").capitalize()
     email = name + ".L@Example.ORG"
@@ -89,7 +86,6 @@ def test_post_creates_user(srv):
     assert g.headers.get("ETag") == r.headers.get("ETag"), g.describe()
 
 
-@pytest.mark.contract
 def test_post_minimal_user(srv):
     name = srv.unique("min")
     r = srv.post("users", {"username": name})
@@ -98,13 +94,11 @@ def test_post_minimal_user(srv):
     assert list(u) == ["username", "roles", "version", "created_at", "updated_at"], u
 
 
-@pytest.mark.contract
 def test_versions_increase_with_every_create(srv):
     v = [int(srv.create().json()["version"]) for _ in range(3)]
     assert v[0] < v[1] < v[2], v
 
 
-@pytest.mark.contract
 def test_timestamps_in_body_are_ignored(srv):
     name = srv.unique("ts")
     r = srv.post("users", {"username": name, "created_at": "2000-01-01T00:00:00Z",
@@ -114,7 +108,6 @@ def test_timestamps_in_body_are_ignored(srv):
     assert u["created_at"] > "2020" and u["updated_at"] > "2020", u
 
 
-@pytest.mark.contract
 def test_json_media_type_parameters_and_case_accepted(srv):
     for ct in ("application/json; charset=utf-8", "application/json;charset=UTF-8",
                "Application/JSON"):
@@ -124,7 +117,6 @@ def test_json_media_type_parameters_and_case_accepted(srv):
         srv.representation(r, username=name)
 
 
-@pytest.mark.contract
 def test_unsupported_media_type_is_415(srv):
     for ct in (None, "text/plain", "application/merge-patch+json", "application/jsonx",
                "application/x-www-form-urlencoded", "json", ""):
@@ -136,7 +128,6 @@ def test_unsupported_media_type_is_415(srv):
         assert srv.get("users/" + name).status == 404, "%r created the user" % ct
 
 
-@pytest.mark.contract
 def test_duplicate_username_in_any_case_is_409(srv):
     name = srv.unique("dup").capitalize()
     first = srv.create(name)
@@ -152,7 +143,6 @@ def test_duplicate_username_in_any_case_is_409(srv):
     assert g.status == 200 and g.body == first.body, "the first user changed: " + g.describe()
 
 
-@pytest.mark.contract
 def test_email_taken_in_any_case_is_409_without_leaking(srv):
     owner = srv.unique("owner")
     email = srv.unique("box").capitalize() + ".Mail@Example.ORG"
@@ -172,7 +162,6 @@ def test_email_taken_in_any_case_is_409_without_leaking(srv):
     srv.problem(r, 409, "email-taken")
 
 
-@pytest.mark.contract
 def test_get_user(srv):
     name = srv.unique("get")
     created = srv.create(name, email=name + "@example.org")
@@ -184,7 +173,6 @@ def test_get_user(srv):
     assert r.headers.get("ETag", "").startswith('"'), "ETag is not strong: " + r.describe()
 
 
-@pytest.mark.contract
 def test_get_in_any_case_serves_canonical(srv):
     name = srv.unique("case").capitalize()
     created = srv.create(name)
@@ -196,7 +184,6 @@ def test_get_in_any_case_serves_canonical(srv):
         assert r.json()["username"] == name, r.describe()
 
 
-@pytest.mark.contract
 def test_head_is_get_without_body(srv):
     name = srv.unique("head")
     srv.create(name, display_name="Head")
@@ -213,7 +200,6 @@ def test_head_is_get_without_body(srv):
 
 # ------------------------------------------------------------- conditionals
 
-@pytest.mark.contract
 def test_if_none_match_matching_is_304(srv):
     name = srv.unique("inm")
     created = srv.create(name)
@@ -233,7 +219,6 @@ def test_if_none_match_matching_is_304(srv):
         srv.representation(r)
 
 
-@pytest.mark.contract
 def test_if_match_false_on_get_is_412(srv):
     name = srv.unique("im")
     created = srv.create(name)
@@ -249,7 +234,6 @@ def test_if_match_false_on_get_is_412(srv):
         assert r.status == 200, "If-Match %s: %s" % (value, r.describe())
 
 
-@pytest.mark.contract
 def test_malformed_precondition_header_is_400(srv):
     name = srv.unique("badtag")
     srv.create(name)
@@ -263,7 +247,6 @@ def test_malformed_precondition_header_is_400(srv):
 
 # ------------------------------------------------------------------- errors
 
-@pytest.mark.contract
 def test_missing_user_is_404(srv):
     path = "users/" + srv.unique("ghost")
     srv.problem(srv.get(path), 404, "user-not-found")
@@ -273,7 +256,6 @@ def test_missing_user_is_404(srv):
     srv.problem(srv.get(path, headers={"If-None-Match": "*"}), 404, "user-not-found")
 
 
-@pytest.mark.contract
 def test_unknown_path_is_404(srv):
     for path in ("nope", "users/a/b", "userss", "users/", "Users", "healthz/x",
                  "problems/not-found", "", "users/a/", "users//a"):
@@ -287,7 +269,6 @@ def test_unknown_path_is_404(srv):
         assert p["type"].rsplit("/", 1)[1] in ("not-found", "user-not-found"), p
 
 
-@pytest.mark.contract
 def test_method_not_allowed_is_405_with_allow(srv):
     existing = srv.unique("allow")
     srv.create(existing)
@@ -303,7 +284,6 @@ def test_method_not_allowed_is_405_with_allow(srv):
     assert "GET" in r.headers.get("Allow", ""), r.describe()
 
 
-@pytest.mark.contract
 def test_trace_is_405_problem_from_nginx(srv):
     for path, allow in (("users", COLL_ALLOW), ("users/" + srv.unique("t"), ITEM_ALLOW)):
         r = srv.request("TRACE", path)
@@ -312,7 +292,6 @@ def test_trace_is_405_problem_from_nginx(srv):
     srv.problem(srv.request("TRACE", "nope"), 404, "not-found")
 
 
-@pytest.mark.contract
 def test_options_is_204_with_allow(srv):
     existing = srv.unique("opt")
     srv.create(existing)
@@ -328,7 +307,6 @@ def test_options_is_204_with_allow(srv):
         assert r.body == b"", r.describe()
 
 
-@pytest.mark.contract
 def test_malformed_json_is_400(srv):
     n = srv.unique("mj").encode()
     bodies = [b"", b" ", b"{", b'{"username":', b'{"username":"' + n + b'"',
@@ -351,13 +329,11 @@ def test_malformed_json_is_400(srv):
         "malformed-json without a usable offset: %r" % p
 
 
-@pytest.mark.contract
 def test_not_an_object_is_400(srv):
     for body in (b"[]", b'"x"', b"1", b"null", b"true", b'[{"username":"x"}]', b" [] "):
         srv.problem(srv.post("users", body, headers=JSON), 400, "not-an-object")
 
 
-@pytest.mark.contract
 def test_duplicate_member_is_400(srv):
     n = srv.unique("dm").encode()
     for body in (b'{"username":"' + n + b'","username":"' + n + b'"}',
@@ -368,7 +344,6 @@ def test_duplicate_member_is_400(srv):
     assert srv.get("users/" + n.decode()).status == 404
 
 
-@pytest.mark.contract
 def test_nesting_depth_8_parses_9_is_400(srv):
     def nested(depth, kind):
         """A POST body nested exactly depth deep (the top object is 1)."""
@@ -388,7 +363,6 @@ def test_nesting_depth_8_parses_9_is_400(srv):
                 400, "malformed-json")
 
 
-@pytest.mark.contract
 def test_body_limit_is_inclusive_65536(srv):
     name = srv.unique("big")
     body = padded(name_json(name), MAX_BODY)
@@ -410,7 +384,6 @@ def test_body_limit_is_inclusive_65536(srv):
     still_serving(srv)
 
 
-@pytest.mark.contract
 def test_chunked_body_is_read_whole(srv):
     name = srv.unique("chunk")
     body = name_json(name, b',"display_name":"Chunked"')
@@ -422,7 +395,6 @@ def test_chunked_body_is_read_whole(srv):
     srv.representation(r, username=name, display_name="Chunked")
 
 
-@pytest.mark.contract
 def test_validation_failed_points_at_each_field(srv):
     u = srv.unique
     cases = [
@@ -472,7 +444,6 @@ def test_validation_failed_points_at_each_field(srv):
     assert not bad, "%d of %d wrong: %s" % (len(bad), len(cases) + 1, " || ".join(bad))
 
 
-@pytest.mark.contract
 def test_validation_failed_lists_every_bad_field(srv):
     r = srv.post("users", {"username": srv.unique("many"), "email": "bad",
                            "display_name": "", "roles": ["ok", "Bad"]})
@@ -481,7 +452,6 @@ def test_validation_failed_lists_every_bad_field(srv):
     assert {"/email", "/display_name", "/roles/1"} <= pointers, p
 
 
-@pytest.mark.contract
 def test_limits_are_inclusive(srv):
     base = srv.unique("lim")
     srv.create(base + "a" * (64 - len(base)))
@@ -494,7 +464,6 @@ def test_limits_are_inclusive(srv):
     srv.create(srv.unique("roles"), roles=["a" + "b" * 31, "z", "a0_-"])
 
 
-@pytest.mark.contract
 def test_unknown_member_is_422(srv):
     for member in ("nickname", "Username", "password", "id"):
         name = srv.unique("um")
@@ -504,7 +473,6 @@ def test_unknown_member_is_422(srv):
         assert srv.get("users/" + name).status == 404, "created despite " + member
 
 
-@pytest.mark.contract
 def test_version_in_post_body_is_422(srv):
     for version in ("1", "999", 1, None):
         name = srv.unique("ver")
@@ -517,7 +485,6 @@ def test_version_in_post_body_is_422(srv):
 
 # ------------------------------------------------------------------ hostile
 
-@pytest.mark.contract
 def test_hostile_headers_and_request_lines(srv):
     name = srv.unique("hh")
     srv.create(name)
@@ -570,7 +537,6 @@ def test_hostile_headers_and_request_lines(srv):
     still_serving(srv)
 
 
-@pytest.mark.contract
 def test_hostile_paths(srv):
     b = srv.base.encode()
     get = srv.get
@@ -598,7 +564,6 @@ def test_hostile_paths(srv):
     still_serving(srv)
 
 
-@pytest.mark.contract
 def test_hostile_bodies(srv):
     def post(body):
         return lambda: srv.post("users", body, headers=JSON)
@@ -637,7 +602,6 @@ def test_hostile_bodies(srv):
 
 # ------------------------------------------------------- nginx's own errors
 
-@pytest.mark.contract
 def test_problem_titles_agree_between_nginx_and_worker(srv):
     pairs = [
         ("method-not-allowed", srv.request("TRACE", "users"), srv.delete("users")),
@@ -657,7 +621,6 @@ def test_problem_titles_agree_between_nginx_and_worker(srv):
 
 # ------------------------------------------------------------ base path
 
-@pytest.mark.contract
 def test_base_path_below_root(srv):
     api = srv.variant(base_path="/api/")
     assert api.base == "/api/"
@@ -725,7 +688,6 @@ def test_plain_cgi(srv):
 
 # ------------------------------------------------------ front server, pool
 
-@pytest.mark.contract
 def test_compression_never_touches_answers(srv):
     name = srv.unique("gz")
     created = srv.create(name, display_name="x" * 120)
@@ -787,7 +749,6 @@ def test_sigterm_lets_in_flight_request_finish(srv):
 
 # ----------------------------------------------------------------- races
 
-@pytest.mark.contract
 def test_concurrent_duplicate_creates_one_wins(srv):
     rng = random.Random()
     rounds, clients = 20, 64
@@ -814,7 +775,6 @@ def test_concurrent_duplicate_creates_one_wins(srv):
         assert g.status == 200 and g.json()["username"] == names[won[0]], g.describe()
 
 
-@pytest.mark.contract
 def test_request_ids_are_unique(srv):
     ids = [srv.get("healthz").headers.get("X-Request-Id") for _ in range(30)]
     ids += [srv.get("nope").headers.get("X-Request-Id") for _ in range(10)]

@@ -2,9 +2,10 @@
 and Link, a walk under concurrent writes from another process) and
 Idempotency-Key on POST (replay, concurrency, in-use, reuse, key syntax,
 what is stored and what is not, scope, expiry), through nginx, as API.md
-says. Run by pytest (see conftest.py); the tests marked contract run on
-every front. Every list test works under a prefix of its own (or in a
-variant), since the registry is shared by the tests of a run."""
+says. Run by pytest (see conftest.py) on the first front; test_contract.py
+holds what runs on every front. Every list test works under a prefix of
+its own (or in a variant), since the registry is shared by the tests of a
+run."""
 
 import base64
 import collections
@@ -20,8 +21,6 @@ import tempfile
 import threading
 import time
 import urllib.parse
-
-import pytest
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 VERSION_RE = re.compile(r"[1-9][0-9]*\Z")
@@ -203,7 +202,6 @@ def ukey(srv, label="key"):
 
 # ---------------------------------------------------------------- list: order
 
-@pytest.mark.contract
 def test_list_order_is_canonical_byte_order(srv):
     p = uprefix(srv, "order")
     # Stored case differs from canonical case, and "_" (0x5f) sorts
@@ -223,7 +221,6 @@ def test_list_order_is_canonical_byte_order(srv):
         assert it == made[canon(it["username"])], "item %r differs from the 201 body" % it
 
 
-@pytest.mark.contract
 def test_list_items_equal_get_representation(srv):
     p = uprefix(srv, "repr")
     a = srv.create(p + "-Full", email=p + ".Mail@Example.ORG", display_name="Full N. \u00e9",
@@ -249,7 +246,6 @@ def test_list_items_equal_get_representation(srv):
 
 # ----------------------------------------------------------- list: limit
 
-@pytest.mark.contract
 def test_list_limit_default_50_and_max_200(srv):
     p = uprefix(srv, "dflt")
     names = ["%s-%03d" % (p, i) for i in range(51)]
@@ -269,7 +265,6 @@ def test_list_limit_default_50_and_max_200(srv):
     assert [it["username"] for it in items] == names[:1] and nxt is not None
 
 
-@pytest.mark.contract
 def test_list_page_boundaries(srv):
     p = uprefix(srv, "bound")
     names = ["%s-%d" % (p, i) for i in range(6)]
@@ -291,7 +286,6 @@ def test_list_page_boundaries(srv):
     assert items == [] and nxt is None and r.body == b'{"items":[],"next":null}', r.describe()
 
 
-@pytest.mark.contract
 def test_list_bad_limit_is_400(srv):
     bad = ["0", "201", "-1", "abc", "", "1e2", "%205", "+5", "5%20", "5 ".replace(" ", "+"),
            "2.0", "0x10", "1000", "99999999999999999999", "%35", "%EF%BC%95", "5abc",
@@ -305,7 +299,6 @@ def test_list_bad_limit_is_400(srv):
         page(srv, "limit=%s&prefix=%s" % (v, srv.unique("nobody")))
 
 
-@pytest.mark.contract
 def test_list_limit_leading_zeros_are_digits(srv):
     # API.md: "limit must be digits within 1-200"; "0005" is accepted, so
     # "00005" (the same digits' value) must be too, and "0000201" is not.
@@ -319,7 +312,6 @@ def test_list_limit_leading_zeros_are_digits(srv):
         bad_param(srv, "limit=" + v, "limit")
 
 
-@pytest.mark.contract
 def test_list_head_and_bad_limit_on_head(srv):
     r = no5xx(srv.head("users?limit=2&prefix=" + srv.unique("hd")))
     assert r.status == 200 and r.body == b"", r.describe()
@@ -329,7 +321,6 @@ def test_list_head_and_bad_limit_on_head(srv):
 
 # ----------------------------------------------------------- list: cursor
 
-@pytest.mark.contract
 def test_list_bad_cursor_is_400(srv):
     p = uprefix(srv, "curs")
     names = ["%s-%s" % (p, t) for t in ("aa", "bb", "cc", "dd")]
@@ -384,7 +375,6 @@ def test_list_bad_cursor_is_400(srv):
         assert [i["username"] for i in items] == names[2:], items
 
 
-@pytest.mark.contract
 def test_list_cursor_survives_writes(srv):
     p = uprefix(srv, "keep")
     names = ["%s-%s" % (p, t) for t in ("a", "b", "c", "d", "e")]
@@ -403,7 +393,6 @@ def test_list_cursor_survives_writes(srv):
     assert [i["username"] for i in items] == [names[4]] and nxt is None, (items, nxt)
 
 
-@pytest.mark.contract
 def test_list_longest_names_cursor_and_prefix(srv):
     p = uprefix(srv, "long")
     a = (p + "-" + "a" * 64)[:64]
@@ -420,7 +409,6 @@ def test_list_longest_names_cursor_and_prefix(srv):
         assert [compact(i) for i in items] == [compact(made[a])] and nxt is None, r.describe()
 
 
-@pytest.mark.contract
 def test_list_cursor_is_independent_of_limit_and_prefix(srv):
     p = uprefix(srv, "indep")
     names = ["%s-%d" % (p, i) for i in range(5)]
@@ -436,7 +424,6 @@ def test_list_cursor_is_independent_of_limit_and_prefix(srv):
 
 # ----------------------------------------------------------- list: prefix
 
-@pytest.mark.contract
 def test_list_prefix_case_insensitive_and_literal(srv):
     p = uprefix(srv, "pfx")
     tails = ["_x", "-x", ".x", "ax", "Ay", "a_x", "ab", "x_", "xy", "AB_C"]
@@ -473,7 +460,6 @@ def test_list_prefix_case_insensitive_and_literal(srv):
         assert items == [] and nxt is None, (raw, items)
 
 
-@pytest.mark.contract
 def test_list_prefix_empty_lists_everything(srv):
     p = uprefix(srv, "empf")
     names = ["%s-%d" % (p, i) for i in range(3)]
@@ -485,7 +471,6 @@ def test_list_prefix_empty_lists_everything(srv):
     assert [bkey(n) for n in got] == sorted(bkey(n) for n in got)
 
 
-@pytest.mark.contract
 def test_list_unknown_parameters_ignored(srv):
     p = uprefix(srv, "unk")
     names = ["%s-%d" % (p, i) for i in range(3)]
@@ -514,7 +499,6 @@ def test_list_next_under_api_base_path(srv):
     assert r.status == 404, r.describe()
 
 
-@pytest.mark.contract
 def test_list_under_access_self_needs_a_user(srv):
     v = srv.variant(access="self")
     p = uprefix(v, "selfl")
@@ -598,7 +582,6 @@ def read_log(path):
         return []
 
 
-@pytest.mark.contract
 def test_list_walk_under_concurrent_writes(srv):
     p = uprefix(srv, "walk")
     n = 1000
@@ -691,7 +674,6 @@ def test_list_walk_under_concurrent_writes(srv):
 
 # ---------------------------------------------------------- Idempotency-Key
 
-@pytest.mark.contract
 def test_idempotency_replays_first_answer(srv):
     key = ukey(srv)
     name = srv.unique("idem").capitalize()
@@ -733,7 +715,6 @@ def test_idempotency_replays_first_answer(srv):
     srv.problem(idem_post(srv, None, body), 409, "user-exists")
 
 
-@pytest.mark.contract
 def test_idempotency_concurrent_same_key_creates_once(srv):
     key = ukey(srv, "conc")
     name = srv.unique("conc")
@@ -803,7 +784,6 @@ def test_idempotency_second_request_waits_for_the_first_and_replays(srv):
     assert no5xx(srv.get("users/" + name)).status == 200
 
 
-@pytest.mark.contract
 def test_idempotency_replays_user_exists_409(srv):
     name = srv.unique("exists")
     made = srv.create(name)
@@ -826,7 +806,6 @@ def test_idempotency_replays_user_exists_409(srv):
     assert_fresh(idem_post(srv, ukey(srv), body), 201)
 
 
-@pytest.mark.contract
 def test_idempotency_quoted_key_equals_bare(srv):
     for quoted_first in (True, False):
         bare = ukey(srv, "quo")
@@ -852,7 +831,6 @@ def test_idempotency_quoted_key_equals_bare(srv):
     assert_replay(first, idem_post(srv, '"%s"' % long, body))
 
 
-@pytest.mark.contract
 def test_idempotency_malformed_keys_are_400(srv):
     k = ukey(srv, "bad")
     cases = [
@@ -889,7 +867,6 @@ def test_idempotency_malformed_keys_are_400(srv):
     assert not bad, "%d of %d malformed keys not refused: %s" % (len(bad), len(cases), " || ".join(bad))
 
 
-@pytest.mark.contract
 def test_idempotency_early_answers_are_not_stored(srv):
     # step 3: 415 with a key; the key stays free
     key = ukey(srv, "s415")
@@ -923,7 +900,6 @@ def test_idempotency_early_answers_are_not_stored(srv):
     assert no5xx(srv.get("users/" + name)).status == 200
 
 
-@pytest.mark.contract
 def test_idempotency_400_and_422_are_stored(srv):
     # 400 malformed-json: stored, replayed, and the key is spent
     key = ukey(srv, "s-400")
@@ -965,7 +941,6 @@ def test_idempotency_400_and_422_are_stored(srv):
     assert_replay(first, idem_post(srv, key, body))
 
 
-@pytest.mark.contract
 def test_idempotency_keys_are_per_principal_under_access_self(srv):
     v = srv.variant(access="self")
     key = ukey(v, "scope")
@@ -990,7 +965,6 @@ def test_idempotency_keys_are_per_principal_under_access_self(srv):
         assert [i["username"] for i in items] == [n], items
 
 
-@pytest.mark.contract
 def test_idempotency_scope_is_the_whole_principal_name(srv):
     # Principals are whatever REMOTE_USER the front server sets (LDAP DNs,
     # certificate subjects, e-mail addresses can be long): two that share
@@ -1010,7 +984,6 @@ def test_idempotency_scope_is_the_whole_principal_name(srv):
         "a replay of another principal's answer: " + r.describe()
 
 
-@pytest.mark.contract
 def test_idempotency_keys_are_global_under_access_open(srv):
     key = ukey(srv, "glob")
     name = srv.unique("glob")
@@ -1023,7 +996,6 @@ def test_idempotency_keys_are_global_under_access_open(srv):
                 422, "idempotency-key-reused")
 
 
-@pytest.mark.contract
 def test_idempotency_key_expires(srv):
     v = srv.variant(idempotency_ttl=1)
     key = ukey(v, "ttl")
