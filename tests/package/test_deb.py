@@ -10,7 +10,9 @@ user with the installed config (registry in /var/lib/userreg), a pool of
 2 on a unix socket given to nginx's group, behind nginx (as www-data)
 configured from the installed snippet on a free 127.0.0.1 port: a POST is
 201 and a GET 200. Both are stopped by pid, then `dpkg --purge userreg`
-must leave nothing: no user, group, files or state directory.
+must leave nothing: no user, group, files or state directory. Before
+that, a second dpkg -i keeps an edited config, and dpkg --remove keeps
+the config, the state directory and the user.
 
 Runs as root. A run that was interrupted leaves a note of what it started
 (BUILD/package-test.json): the next run stops those processes and purges
@@ -555,6 +557,37 @@ def _uid_of(pid):
             return int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
     except (OSError, AttributeError):
         return None
+
+
+def test_reinstall_keeps_an_edited_config(installed):
+    uid = pwd.getpwnam(USER).pw_uid
+    with open(CONF, "a") as f:
+        f.write("# edited by the package test\n")
+    with open(CONF) as f:
+        edited = f.read()
+    r = run(["dpkg", "-i", installed["deb"]], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(CONF) as f:
+        assert f.read() == edited
+    assert pwd.getpwnam(USER).pw_uid == uid
+    assert os.stat(STATE_DIR).st_uid == uid
+    run([FCGI, "--check-config", "-c", CONF])
+
+
+def test_remove_keeps_config_registry_and_user(installed):
+    # Something of the service's in the state directory, as a registry.
+    kept = os.path.join(STATE_DIR, "kept-by-remove")
+    with open(kept, "w") as f:
+        f.write("x")
+    pw = pwd.getpwnam(USER)
+    os.chown(kept, pw.pw_uid, pw.pw_gid)
+    r = run(["dpkg", "--remove", PKG], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert dpkg_status() == "deinstall ok config-files"
+    assert not os.path.exists(FCGI)
+    assert not os.path.exists(UNIT_DIR + "/userreg.service")
+    assert os.path.isfile(CONF) and os.path.isfile(kept)
+    assert user_exists(USER)
 
 
 def test_purge_leaves_nothing(installed):
