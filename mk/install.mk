@@ -58,13 +58,10 @@ RENDER_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 RENDER_WORDS := PREFIX|BINDIR|SBINDIR|LIBDIR|SYSCONFDIR|LOCALSTATEDIR|DATADIR
 UNITS := userreg.service userreg.socket
 # Examples taken as they are (but for the paths above); the nginx snippet
-# is rendered from its template. The Apache snippet and nginx's sign-up
-# authentication go in when the tree has them.
-EXAMPLE_SRC := deploy/nginx-site.conf deploy/apache-site.conf \
-	$(wildcard conf/apache-userreg.conf deploy/nginx-signup-auth.conf)
+# is rendered from its template.
+EXAMPLE_SRC := deploy/nginx-site.conf deploy/nginx-signup-auth.conf \
+	deploy/apache-site.conf conf/apache-userreg.conf
 EXAMPLES := nginx-userreg.conf $(notdir $(EXAMPLE_SRC))
-EXAMPLES_ALL := nginx-userreg.conf nginx-site.conf apache-site.conf \
-	apache-userreg.conf nginx-signup-auth.conf
 MAN_OWN := docs/man/userreg.fcgi.8 docs/man/userreg.conf.5
 CONF_DST = $(DESTDIR)$(SYSCONFDIR)/userreg/userreg.conf
 
@@ -126,7 +123,7 @@ install: all install-render
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/userreg $(DESTDIR)$(SBINDIR)/userreg.fcgi \
 	    $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) \
-	    $(EXAMPLES_ALL:%=$(DESTDIR)$(DATADIR)/userreg/%) \
+	    $(EXAMPLES:%=$(DESTDIR)$(DATADIR)/userreg/%) \
 	    $(DESTDIR)$(MANDIR)/man1/userreg.1 \
 	    $(DESTDIR)$(MANDIR)/man5/userreg.conf.5 \
 	    $(DESTDIR)$(MANDIR)/man8/userreg.fcgi.8

@@ -19,14 +19,14 @@ INSTALLED = [
     "lib/systemd/system/userreg.socket",
     "usr/share/userreg/nginx-userreg.conf",
     "usr/share/userreg/nginx-site.conf",
+    "usr/share/userreg/nginx-signup-auth.conf",
     "usr/share/userreg/apache-site.conf",
+    "usr/share/userreg/apache-userreg.conf",
     "usr/share/man/man5/userreg.conf.5",
     "usr/share/man/man8/userreg.fcgi.8",
 ]
 # ... and what it installs when the source tree has it.
 OPTIONAL = {
-    "conf/apache-userreg.conf": "usr/share/userreg/apache-userreg.conf",
-    "deploy/nginx-signup-auth.conf": "usr/share/userreg/nginx-signup-auth.conf",
     "docs/man/userreg.1": "usr/share/man/man1/userreg.1",
 }
 

@@ -36,7 +36,8 @@ import time
 
 import pytest
 
-from helpers import man_warnings, make, nginx_params, run, unit_value, verify_units
+from helpers import (ROOT, man_warnings, make, nginx_params, run, unit_value,
+                     verify_units)
 
 PKG = "userreg"
 USER = "userreg"
@@ -58,12 +59,12 @@ PACKAGED = [
     "/usr/share/man/man5/userreg.conf.5.gz",
     "/usr/share/man/man8/userreg.fcgi.8.gz",
     "/usr/share/userreg/apache-site.conf",
+    "/usr/share/userreg/apache-userreg.conf",
+    "/usr/share/userreg/nginx-signup-auth.conf",
     "/usr/share/userreg/nginx-site.conf",
     "/usr/share/userreg/nginx-userreg.conf",
 ]
 OPTIONAL = {
-    "conf/apache-userreg.conf": "/usr/share/userreg/apache-userreg.conf",
-    "deploy/nginx-signup-auth.conf": "/usr/share/userreg/nginx-signup-auth.conf",
     "docs/man/userreg.1": "/usr/share/man/man1/userreg.1.gz",
 }
 # What must be gone after the purge, besides every packaged file.
@@ -73,6 +74,12 @@ GONE_AFTER_PURGE = [
     "/etc/systemd/system/userreg.socket",
     "/var/lib/systemd/deb-systemd-helper-enabled/userreg.socket.dsh-also",
 ]
+
+
+def packaged():
+    """PACKAGED, and the OPTIONAL files the source tree has."""
+    return sorted(PACKAGED + [dst for src, dst in OPTIONAL.items()
+                              if os.path.exists(os.path.join(ROOT, src))])
 
 
 # -- processes this test starts, noted so an interrupted run is cleaned up
@@ -306,15 +313,12 @@ def test_control_fields(deb, version, tmp_path):
     assert int(field(deb, "Installed-Size")) > 0
 
 
-def test_contents_and_conffiles(deb, root, tmp_path):
+def test_contents_and_conffiles(deb, tmp_path):
     listing = run(["dpkg-deb", "--contents", deb]).stdout
     files = sorted(l.split()[-1][1:] for l in listing.splitlines()
                    if l.startswith(("-", "l")))
-    expected = list(PACKAGED)
-    for src, dst in OPTIONAL.items():
-        if os.path.exists(os.path.join(root, src)):
-            expected.append(dst)
-    assert files == sorted(expected)
+    expected = packaged()
+    assert files == expected
     # Every file is root's; the state directory is made by postinst.
     assert all(" root/root " in l for l in listing.splitlines())
     assert "./var/" not in listing
@@ -355,8 +359,8 @@ def test_state_directory_belongs_to_the_user(installed):
     assert stat.S_IMODE(st.st_mode) == 0o750
 
 
-def test_files_in_place(installed, root):
-    for p in PACKAGED:
+def test_files_in_place(installed):
+    for p in packaged():
         assert os.path.isfile(p), p
     for p in ("/usr/bin/userreg", FCGI):
         assert os.access(p, os.X_OK), p
@@ -598,7 +602,7 @@ def test_purge_leaves_nothing(installed):
                              "purge ok not-installed")
     assert not user_exists(USER)
     assert not group_exists(USER)
-    left = [p for p in PACKAGED + GONE_AFTER_PURGE if os.path.lexists(p)]
+    left = [p for p in packaged() + GONE_AFTER_PURGE if os.path.lexists(p)]
     assert left == []
     # Nothing of the user's anywhere this test or the package wrote.
     owned = []
