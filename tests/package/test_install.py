@@ -13,7 +13,6 @@ and the state directory.
 import os
 import re
 import stat
-import subprocess
 
 import pytest
 
