@@ -62,7 +62,6 @@ UNITS := userreg.service userreg.socket
 EXAMPLE_SRC := deploy/nginx-site.conf deploy/nginx-signup-auth.conf \
 	deploy/apache-site.conf conf/apache-userreg.conf
 EXAMPLES := nginx-userreg.conf $(notdir $(EXAMPLE_SRC))
-MAN_OWN := docs/man/userreg.fcgi.8 docs/man/userreg.conf.5
 CONF_DST = $(DESTDIR)$(SYSCONFDIR)/userreg/userreg.conf
 
 # Renders units, examples and the config into $(INSTALL_RENDER) with this
