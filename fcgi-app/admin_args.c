@@ -137,8 +137,11 @@ static const struct cmd_def cmds[ADMIN_CMD__MAX] = {
 	    "FILE while workers go on writing.\n" },
 	[ADMIN_CMD_MIGRATE] = { "migrate", 2, 2, 0, 0,
 	    "migrate FROM TO",
-	    "Copies the registry at FROM to the empty registry at TO (each a\n"
-	    "SQLite path or a postgresql:// URI), versions kept.\n" },
+	    "Copies the registry at FROM into the empty registry at TO, each\n"
+	    "a SQLite path or a postgresql:// URI (make TO with\n"
+	    "'userreg -r TO init'): every user with its version and\n"
+	    "timestamps, the idempotency records not expired, the revision\n"
+	    "counter. All or nothing; a TO that is not empty is refused.\n" },
 };
 
 static const char global_help[] =

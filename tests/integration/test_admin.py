@@ -8,7 +8,8 @@ run through the same code under the same lock; an export taken during the
 writes imports into an empty registry that check then accepts; a backup
 taken during the writes is a registry check accepts; import refuses a bad
 file whole, naming every bad line; the revision counter survives export
-and import, so no version is ever issued twice.
+and import, so no version is ever issued twice; migrate copies the live
+registry into an empty one, and only into an empty one.
 """
 
 import contextlib
@@ -665,9 +666,36 @@ def test_backup_during_writes_is_a_registry_check_accepts(srv):
     assert counts == sorted(counts) and counts[0] < counts[-1], counts
 
 
-def test_migrate_is_not_wired_yet_and_writes_nothing(srv):
+def test_migrate_during_writes_copies_into_an_empty_registry_only(srv):
     d = scratch_dir(srv)
     to = os.path.join(d, "to.db")
+    # The target is never created by migrate: init makes it.
     p = exits(admin(srv, "migrate", srv.registry, to, conf=False), 1)
-    assert "migrate: not available in this build" in p.stderr, p.stderr
+    assert "cannot open the target registry" in p.stderr, p.stderr
     assert not os.path.exists(to)
+    ok(admin(srv, "-r", to, "init", conf=False))
+    with write_load(srv):
+        p = ok(admin(srv, "migrate", srv.registry, to))
+        m = re.match(r"migrated (\d+) users and (\d+) idempotency records?; revision (\d+)\n\Z",
+                     p.stdout)
+        assert m, p.stdout
+        c = ok(admin(srv, "-r", to, "check", conf=False))
+        assert c.stdout.startswith("ok: %s users, revision %s, %s idempotency record" % (
+            m.group(1), m.group(3), m.group(2))), (p.stdout, c.stdout)
+        copy = ok(admin(srv, "-r", to, "export", conf=False)).stdout
+        rev, users = check_export(copy.splitlines(), "the copy")
+        assert rev == int(m.group(3)) and len(users) == int(m.group(1))
+        # The source goes on; the copy is one state of it: every user the
+        # copy holds at a version the source still has is byte-identical.
+        live = {json.loads(x)["username"]: x for x in ok(admin(srv, "export")).stdout.splitlines()[1:]}
+        same = [u for u in users if u["username"] in live and
+                json.loads(live[u["username"]])["version"] == u["version"]]
+        assert len(same) > len(users) // 2, "the copy shares too little with its source"
+        for u in same:
+            assert live[u["username"]] == json.dumps(u, separators=(",", ":"), ensure_ascii=False)
+        # A target that holds anything is refused and left as it was.
+        p = exits(admin(srv, "migrate", srv.registry, to), 3)
+        assert "not empty" in p.stderr, p.stderr
+        assert ok(admin(srv, "-r", to, "export", conf=False)).stdout == copy
+    p = exits(admin(srv, "migrate", srv.registry, srv.registry), 2)
+    assert "same registry" in p.stderr, p.stderr

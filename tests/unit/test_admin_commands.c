@@ -128,6 +128,8 @@ run(const char *word, ...)
 		return admin_check(&env, &a);
 	case ADMIN_CMD_BACKUP:
 		return admin_backup(&env, &a);
+	case ADMIN_CMD_MIGRATE:
+		return admin_migrate(&env, &a);
 	default:
 		cr_assert(0, "no such command in this suite");
 		return -1;
@@ -672,4 +674,75 @@ Test(admin_commands, backup_is_a_registry_check_accepts)
 	cr_assert(eq(int, run("check", NULL), 0), "%s", err_text());
 	cr_assert(eq(str, (char *)out_text(),
 	    "ok: 3 users, revision 3, 0 idempotency records\n"));
+}
+
+/* ---- migrate ------------------------------------------------------------- */
+
+Test(admin_commands, migrate_exit_statuses)
+{
+	cr_assert(eq(int, admin_migrate_exit(MIGRATE_OK), ADMIN_EXIT_OK));
+	cr_assert(eq(int, admin_migrate_exit(MIGRATE_NOT_EMPTY),
+	    ADMIN_EXIT_CONFLICT));
+	cr_assert(eq(int, admin_migrate_exit(MIGRATE_SAME), ADMIN_EXIT_USAGE));
+	cr_assert(eq(int, admin_migrate_exit(MIGRATE_SOURCE),
+	    ADMIN_EXIT_FAILURE));
+	cr_assert(eq(int, admin_migrate_exit(MIGRATE_TARGET),
+	    ADMIN_EXIT_FAILURE));
+	cr_assert(eq(int, admin_migrate_exit(MIGRATE_MISMATCH),
+	    ADMIN_EXIT_FAILURE));
+}
+
+static void
+make_registry(const char *path)
+{
+	struct registry *r = registry_open(path, 2000, REG_OPEN_CREATE, NULL,
+	    NULL);
+
+	cr_assert(not(eq(ptr, r, NULL)), "%s", path);
+	registry_close(r);
+}
+
+Test(admin_commands, migrate_copies_into_an_empty_registry_only)
+{
+	char from[CONFIG_PATH_MAX], to[128], *want, *got;
+
+	three_users();
+	cr_assert(eq(int, run("delete", "carol", NULL), 0));
+	raw_exec("INSERT INTO idempotency VALUES ('', 'k1', "
+	    "'0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',"
+	    " 201, CAST('Content-Type: application/json' || char(10) || char(10)"
+	    " || '{}' AS BLOB), 99999999999)");
+	snprintf(from, sizeof(from), "%s", env.cfg.registry);
+	snprintf(to, sizeof(to), "%s", scratch("to.db"));
+	/* TO must exist: migrate creates nothing. */
+	streams_reset();
+	cr_assert(eq(int, run("migrate", from, to, NULL), ADMIN_EXIT_FAILURE));
+	has(err_text(), "cannot open the target registry");
+	cr_assert(not(eq(int, access(to, F_OK), 0)));
+	make_registry(to);
+	streams_reset();
+	cr_assert(eq(int, run("migrate", from, to, NULL), 0), "%s",
+	    err_text());
+	cr_assert(eq(str, (char *)out_text(), "migrated 2 users and 1 "
+	    "idempotency record; revision 4\n"));
+	cr_assert(eq(int, run("export", scratch("from.jsonl"), NULL), 0));
+	want = read_all(scratch("from.jsonl"));
+	/* Into a target that holds something: refused, left as it was. */
+	streams_reset();
+	cr_assert(eq(int, run("migrate", from, to, NULL), ADMIN_EXIT_CONFLICT));
+	has(err_text(), "not empty");
+	cr_assert(eq(int, run("migrate", from, from, NULL), ADMIN_EXIT_USAGE));
+	registry_close(env.reg);
+	snprintf(env.cfg.registry, sizeof(env.cfg.registry), "%s", to);
+	env.reg = registry_open(to, 2000, 0, NULL, NULL);
+	cr_assert(not(eq(ptr, env.reg, NULL)));
+	streams_reset();
+	cr_assert(eq(int, run("check", NULL), 0), "%s", err_text());
+	cr_assert(eq(str, (char *)out_text(),
+	    "ok: 2 users, revision 4, 1 idempotency records\n"));
+	cr_assert(eq(int, run("export", scratch("to.jsonl"), NULL), 0));
+	got = read_all(scratch("to.jsonl"));
+	cr_assert(eq(str, got, want));
+	free(want);
+	free(got);
 }
