@@ -27,6 +27,7 @@ a process group of its own and is stopped by pid; its tmpfs is
 unmounted whatever the test did.
 """
 
+import atexit
 import errno
 import itertools
 import json
@@ -172,13 +173,12 @@ class Rig:
         self.binary = binary
         self.cli = os.path.join(os.path.dirname(binary), "userreg")
         self.fs = None
+        self.tmpfs_kb = tmpfs_kb
         config = dict(config or {})
         os.makedirs(dir, exist_ok=True)
         if tmpfs_kb is not None:
             self.fs = os.path.join(dir, "fs")
             os.makedirs(self.fs)
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0755" % tmpfs_kb,
-                            "tmpfs", self.fs], check=True, timeout=30)
             config.setdefault("registry", os.path.join(self.fs, "users.db"))
         self.stack = stack.Stack(dir, binary, workers=workers, config=config, name="faults")
         self.srv = server.Server(_Front(self.stack, binary), _Names())
@@ -186,7 +186,15 @@ class Rig:
         self.conf_path = self.stack.conf_path
         self.config = self.stack.config
 
+    def mount(self):
+        """Mounts the tmpfs the registry lives on (tmpfs_kb KiB), if any."""
+        if self.fs is not None and not _mounted(self.fs):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0755" % self.tmpfs_kb,
+                            "tmpfs", self.fs], check=True, timeout=30)
+        return self
+
     def start(self):
+        self.mount()
         self.stack.start()
         return self
 
@@ -325,6 +333,21 @@ class Rig:
         return cgi(self, method, path, body, **kw)
 
 
+_live = set()      # rigs not yet torn down, for the exit handler below
+
+
+@atexit.register
+def _leftovers():
+    """Should a run end without the fixtures' teardown (an interrupt in
+    the wrong place), still stop every rig's processes by pid and
+    unmount its tmpfs."""
+    for rig in list(_live):
+        try:
+            rig.stop()
+        finally:
+            rig.unmount()
+
+
 def rig_factory(request):
     """The body of each test module's fixture `rigs` (a generator for
     pytest's yield fixtures): yields a factory of started Rigs,
@@ -342,6 +365,8 @@ def rig_factory(request):
         rig = Rig(os.path.join(base, "r%d" % (len(made) + 1)), binary,
                   workers or default_workers, config, tmpfs_kb)
         made.append(rig)
+        _live.add(rig)
+        rig.mount()
         if start:
             rig.start()
         return rig
@@ -353,6 +378,7 @@ def rig_factory(request):
             problems += rig.stop()
         finally:
             problems += rig.unmount()
+            _live.discard(rig)
         # Shown by pytest only when the test failed.
         sys.stdout.write("-- logs of %s --\n%s\n" % (rig.dir, rig.tails()))
     if request.config.getoption("keep"):
@@ -586,11 +612,16 @@ def check_registry(path, creates_only=False):
 
 
 def committed(srv, outcomes, users):
-    """Problems with the writes outcomes acknowledged: every 201 must be
-    in users (an Audit's) and served by GET exactly as acknowledged."""
+    """Problems with the writes of outcomes: every 201 must be in users
+    (an Audit's) and served by GET exactly as acknowledged; a create of
+    post_user() that was not acknowledged (its outcome unknown to the
+    client) is either absent or there whole, with the email it sent."""
     bad = []
     for o in outcomes:
         if o.status != 201:
+            row = users.get(o.name.lower()) if o.label == "POST" and o.name else None
+            if row is not None and row["email"] != o.name + "@example.org":
+                bad.append("half there after a %s: %r" % (o.status, row))
             continue
         key = o.name.lower()
         if key not in users:

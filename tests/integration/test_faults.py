@@ -11,7 +11,7 @@ reset), that the file is whole afterwards (PRAGMA integrity_check, no
 canonical name or email twice, counters agreeing with the rows, every
 acknowledged write there), and that the service answers normally again
 by itself once the fault is cleared. Each test starts its own deployment
-(faultkit.rigs), so nothing it breaks reaches another test.
+(faultkit.rig_factory), so nothing it breaks reaches another test.
 """
 
 import os

@@ -1,5 +1,5 @@
 """test_hostile.py: malformed and hostile requests through nginx, as raw
-bytes on the wire, against a pool of its own (faultkit.rigs).
+bytes on the wire, against a pool of its own (faultkit.rig_factory).
 
 One table: each row is a request exactly as sent and the status and
 problem type API.md documents for it, whether the worker answers or nginx

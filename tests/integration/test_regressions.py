@@ -1,7 +1,8 @@
 """test_regressions.py: one test per point of the fault issue, each of
-which failed on the code before the fixes (100c424), through nginx and a
-pool of its own (faultkit.rigs), plain CGI, or the pool's FastCGI socket
-directly where nginx would hide the point (it buffers whole bodies):
+which failed on the code before the fixes (100c424), through nginx and
+a pool of its own (faultkit.rig_factory), plain CGI, or the pool's
+FastCGI socket directly where nginx would hide the point (it buffers
+whole bodies):
 
 (a) a registry file deleted or replaced is noticed: no write is
     acknowledged into the unlinked file, and every worker serves the

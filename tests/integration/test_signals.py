@@ -1,11 +1,12 @@
 """test_signals.py: signals to the pool's processes, through nginx and a
-pool of its own (faultkit.rigs): SIGTERM under load (every request the
-pool took is answered whole, it exits 0 within pool_stop_ms), SIGHUP (the
-same processes go on serving and reopen log_file), SIGKILL of the master
-(no process of the pool outlives it), of the writer under a write load
-(no acknowledged write lost, the master starts another and writes go on)
-and of a worker mid-load (it is replaced). Each ends with the registry
-file whole and the service answering normally.
+pool of its own (faultkit.rig_factory): SIGTERM under load (every
+request the pool took is answered whole, it exits 0 within
+pool_stop_ms), SIGHUP (the same processes go on serving and reopen
+log_file), SIGKILL of the master (no process of the pool outlives it),
+of the writer under a write load (no acknowledged write lost, the master
+starts another and writes go on) and of a worker mid-load (it is
+replaced). Each ends with the registry file whole and the service
+answering normally.
 """
 
 import os
