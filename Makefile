@@ -7,7 +7,7 @@
 # make valgrind   unit tests under valgrind's memcheck
 # make fuzz       libFuzzer harnesses for a bounded time
 # make bench      load through real nginx beside a trivial FastCGI ceiling
-# make install    PREFIX=/usr/local DESTDIR= honoured
+# make install    PREFIX DESTDIR BINDIR SBINDIR SYSCONFDIR LOCALSTATEDIR MANDIR DATADIR STRIP (mk/install.mk); make uninstall; make deb
 
 PORT ?= 8080
 WORKERS ?= 4

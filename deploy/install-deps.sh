@@ -14,7 +14,7 @@ libsqlite3-dev libpq-dev sqlite3 nginx-light curl python3"
 # filesystem, the short fuzz and benchmark runs, the Debian package.
 CHECK_PACKAGES="libcriterion-dev python3-pytest spawn-fcgi apache2
 postgresql-15 prometheus fuse3 libfuse3-dev clang libclang-rt-14-dev wrk
-gnuplot-nox dpkg-dev fakeroot systemd valgrind"
+gnuplot-nox dpkg-dev fakeroot systemd valgrind man-db adduser"
 
 if [ "${1:-}" = check ]; then
 	PACKAGES="$PACKAGES $CHECK_PACKAGES"
