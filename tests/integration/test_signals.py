@@ -119,13 +119,13 @@ def test_sighup_reopens_log_file_and_keeps_serving(rigs):
     os.rename(log, log + ".1")
     os.kill(rig.master, signal.SIGHUP)
 
-    def reopened():
+    def stderr_of(pid):
         try:
-            return all(os.readlink("/proc/%d/fd/2" % p) == log for p in pids)
-        except OSError:
-            return False
-    assert fk.wait_until(reopened, 5), "stderr after SIGHUP: %s" % {
-        p: fk.wait_until(lambda p=p: os.readlink("/proc/%d/fd/2" % p), 0) for p in fk.alive(pids)}
+            return os.readlink("/proc/%d/fd/2" % pid)
+        except OSError as e:
+            return str(e)
+    assert fk.wait_until(lambda: all(stderr_of(p) == log for p in pids), 5), \
+        "stderr after SIGHUP: %s" % {p: stderr_of(p) for p in pids}
     assert fk.alive(pids) == pids, "processes gone after SIGHUP: %s" % sorted(
         set(pids) - set(fk.alive(pids)))
     assert [rig.master] + rig.children() == pids, "the pool changed after SIGHUP"
