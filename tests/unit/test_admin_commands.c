@@ -579,6 +579,53 @@ Test(admin_commands, import_of_conflicts_only_is_a_conflict)
 	has(err_text(), "cannot open");
 }
 
+/* A line of ADMIN_IMPORT_LINE_MAX bytes (white space after the object). */
+static void
+write_padded(FILE *f, const char *json, size_t len)
+{
+	size_t n = strlen(json);
+
+	cr_assert(le(sz, n, len));
+	fputs(json, f);
+	for (; n < len; n++)
+		fputc(' ', f);
+	fputc('\n', f);
+}
+
+Test(admin_commands, import_line_limit_is_inclusive)
+{
+	static const char a[] = "{\"username\":\"a\",\"version\":\"1\","
+	    "\"created_at\":\"2026-01-01T00:00:00Z\","
+	    "\"updated_at\":\"2026-01-01T00:00:00Z\"}";
+	static const char b[] = "{\"username\":\"b\",\"version\":\"2\","
+	    "\"created_at\":\"2026-01-01T00:00:00Z\","
+	    "\"updated_at\":\"2026-01-01T00:00:00Z\"}";
+	char want[160];
+	FILE *f;
+
+	f = fopen(scratch("long.jsonl"), "w");
+	cr_assert(not(eq(ptr, f, NULL)));
+	write_padded(f, a, ADMIN_IMPORT_LINE_MAX);
+	write_padded(f, b, ADMIN_IMPORT_LINE_MAX + 1);
+	cr_assert(eq(int, fclose(f), 0));
+	cr_assert(eq(int, run("import", scratch("long.jsonl"), NULL),
+	    ADMIN_EXIT_USAGE));
+	snprintf(want, sizeof(want), "%s:2: longer than %d bytes",
+	    scratch("long.jsonl"), ADMIN_IMPORT_LINE_MAX);
+	has(err_text(), want);
+	cr_assert(eq(ptr, strstr(err_text(), ":1:"), NULL), "%s", err_text());
+	cr_assert(eq(i64, count(), 0));
+	/* The longest line alone goes in. */
+	f = fopen(scratch("long.jsonl"), "w");
+	cr_assert(not(eq(ptr, f, NULL)));
+	write_padded(f, a, ADMIN_IMPORT_LINE_MAX);
+	cr_assert(eq(int, fclose(f), 0));
+	streams_reset();
+	cr_assert(eq(int, run("import", scratch("long.jsonl"), NULL), 0), "%s",
+	    err_text());
+	cr_assert(eq(i64, count(), 1));
+}
+
 /* ---- check and backup ---------------------------------------------------- */
 
 static void
