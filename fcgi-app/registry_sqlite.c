@@ -586,6 +586,17 @@ open_db(struct sqreg *r, unsigned flags)
 		    reg_fail_msg(&r->base, REG_ERROR, "out of memory");
 		goto out;
 	}
+	/*
+	 * SQLite quietly falls back to read-only on a file it cannot write;
+	 * such a handle would create -wal and -shm files with the file's
+	 * read-only mode and leave them, failing every writer even after the
+	 * mode is put back. Refuse it before it reads anything.
+	 */
+	if (sqlite3_db_readonly(r->db, "main") == 1) {
+		rc = reg_fail_msg(&r->base, REG_UNAVAILABLE, "registry '%s' is "
+		    "not writable by this process", r->path);
+		goto out;
+	}
 	sqlite3_extended_result_codes(r->db, 1);
 	sqlite3_busy_handler(r->db, busy_wait, r);
 	if ((rc = schema_ready(r, flags)) != REG_OK)
