@@ -480,6 +480,15 @@ def test_cgi_apache_own_answers_are_problems(srv):
 
 # --------------------------------------------------- pools of the fronts
 
+def comm(pid):
+    """The name a process gave itself (prctl PR_SET_NAME), "" if gone."""
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def uid_of_pid(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -494,16 +503,18 @@ def test_dead_workers_are_replaced(srv):
     srv.get("healthz")      # socket activation starts the pool on first use
     master = srv.pool.pid
     before = wait_for("the pool's processes", srv.worker_pids)
-    victim = before[0]
+    workers = [p for p in before if comm(p) == "userreg-worker"]
+    assert len(workers) == front.workers, "workers %s of %s" % (workers, before)
+    victim = workers[0]
     front.kill_worker(victim)
-    wait_for("a new process for %d" % victim,
+    wait_for("a new worker for %d" % victim,
              lambda: victim not in srv.worker_pids() and len(srv.worker_pids()) == len(before),
              timeout=10)
     assert srv.pool.pid == master and srv.pool.poll() is None
     results = srv.concurrently(lambda i: srv.post("users", {"username": srv.unique("after")}), 8)
     assert all(not isinstance(r, BaseException) and r.status == 201 for r in results), results
     wait_for("the restart in the worker log",
-             lambda: lines_with(front.worker_log, "%d" % victim))
+             lambda: lines_with(front.worker_log, "worker %d ended (signal 9); starting another" % victim))
 
 
 @pytest.mark.fronts("spawn-fcgi-nginx")
