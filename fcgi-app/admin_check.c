@@ -133,17 +133,6 @@ report(struct check *c, const char *fmt, ...)
 	c->faults++;
 }
 
-static void
-lowercase(const char *s, char *dst, size_t size)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < size && s[i] != '\0'; i++)
-		dst[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') :
-		    s[i];
-	dst[i] = '\0';
-}
-
 /* A name or email held twice: the UNIQUE indexes should make it never. */
 static void
 once(struct check *c, struct admin_keys *keys, const char *what,
@@ -153,7 +142,7 @@ once(struct check *c, struct admin_keys *keys, const char *what,
 	unsigned long first;
 	int r;
 
-	lowercase(value, key, sizeof(key));
+	admin_keys_canonical(value, key, sizeof(key));
 	if ((r = admin_keys_add(keys, key, (unsigned long)c->listed,
 	    &first)) < 0)
 		c->nomem = 1;

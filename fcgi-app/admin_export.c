@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "admin_keys.h"
 #include "jsonio.h"
 #include "user.h"
 
@@ -62,11 +63,8 @@ admin_export_write(struct registry *reg, FILE *f, const char *prefix,
 
 	*count = 0;
 	*io_failed = 0;
-	for (i = 0; prefix != NULL && prefix[i] != '\0' && i < USER_NAME_MAX;
-	    i++)
-		lower[i] = prefix[i] >= 'A' && prefix[i] <= 'Z' ?
-		    (char)(prefix[i] - 'A' + 'a') : prefix[i];
-	lower[i] = '\0';
+	admin_keys_canonical(prefix != NULL ? prefix : "", lower,
+	    sizeof(lower));
 	if ((page = calloc(REG_LIST_MAX, sizeof(*page))) == NULL)
 		return REG_ERROR;
 	/* One snapshot for the header and every page. */
@@ -187,34 +185,36 @@ out:
 	return status;
 }
 
+/* Exports to standard output, a pipe or a device: written as it comes. */
+static int
+export_stream(struct admin_env *env, const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? env->out : fopen(path, "w");
+	enum reg_err rc;
+	size_t count;
+	int io_failed;
+
+	if (f == NULL)
+		return admin_say(env, ADMIN_EXIT_FAILURE, "export: cannot "
+		    "open '%s': %s", path, strerror(errno));
+	rc = admin_export_write(env->reg, f, NULL, 1, &count, &io_failed);
+	if (f != env->out ? fclose(f) != 0 : fflush(f) == EOF)
+		io_failed = 1;
+	if (io_failed)
+		return admin_say(env, ADMIN_EXIT_FAILURE, "export: cannot "
+		    "write '%s': %s", path, strerror(errno));
+	return rc == REG_OK ? ADMIN_EXIT_OK :
+	    admin_registry_failed(env, "export", rc);
+}
+
 int
 admin_export(struct admin_env *env, const struct admin_args *a)
 {
 	const char *path = a->npos > 0 ? a->pos[0] : "-";
 	struct stat st;
-	enum reg_err rc;
-	size_t count;
-	int io_failed;
 
-	/* Standard output, a pipe or a device: written as it comes. */
 	if (strcmp(path, "-") == 0 ||
-	    (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
-		FILE *f = strcmp(path, "-") == 0 ? env->out :
-		    fopen(path, "w");
-		if (f == NULL)
-			return admin_say(env, ADMIN_EXIT_FAILURE, "export: "
-			    "cannot open '%s': %s", path, strerror(errno));
-		rc = admin_export_write(env->reg, f, NULL, 1, &count,
-		    &io_failed);
-		if (f != env->out && fclose(f) != 0)
-			io_failed = 1;
-		else if (f == env->out && fflush(f) == EOF)
-			io_failed = 1;
-		if (io_failed)
-			return admin_say(env, ADMIN_EXIT_FAILURE, "export: "
-			    "cannot write '%s': %s", path, strerror(errno));
-		return rc == REG_OK ? ADMIN_EXIT_OK :
-		    admin_registry_failed(env, "export", rc);
-	}
+	    (stat(path, &st) == 0 && !S_ISREG(st.st_mode)))
+		return export_stream(env, path);
 	return export_file(env, path);
 }

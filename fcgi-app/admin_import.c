@@ -302,18 +302,6 @@ admin_import_parse(const char *line, size_t len, struct admin_line *out)
 	json_object_put(o);
 }
 
-/* ASCII lowercase, as the registry compares names and emails. */
-static void
-lowercase(const char *s, char *dst, size_t size)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < size && s[i] != '\0'; i++)
-		dst[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') :
-		    s[i];
-	dst[i] = '\0';
-}
-
 /* One import under way. */
 struct import {
 	struct admin_env *env;
@@ -355,7 +343,7 @@ take_user(struct import *im, const struct user *u)
 	enum reg_err rc;
 	int dup = 0, r;
 
-	lowercase(u->username, key, sizeof(key));
+	admin_keys_canonical(u->username, key, sizeof(key));
 	if ((r = admin_keys_add(&im->names, key, im->line, &first)) < 0)
 		goto nomem;
 	if (r == 1) {
@@ -364,7 +352,7 @@ take_user(struct import *im, const struct user *u)
 		dup = 1;
 	}
 	if (u->email[0] != '\0') {
-		lowercase(u->email, key, sizeof(key));
+		admin_keys_canonical(u->email, key, sizeof(key));
 		if ((r = admin_keys_add(&im->emails, key, im->line,
 		    &first)) < 0)
 			goto nomem;

@@ -129,3 +129,16 @@ admin_keys_count(const struct admin_keys *keys)
 {
 	return keys->count;
 }
+
+void
+admin_keys_canonical(const char *s, char *dst, size_t size)
+{
+	size_t i;
+
+	if (size == 0)
+		return;
+	for (i = 0; i + 1 < size && s[i] != '\0'; i++)
+		dst[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') :
+		    s[i];
+	dst[i] = '\0';
+}

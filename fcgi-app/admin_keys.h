@@ -40,4 +40,11 @@ int admin_keys_add(struct admin_keys *keys, const char *key,
 /* Returns how many distinct keys keys holds. */
 size_t admin_keys_count(const struct admin_keys *keys);
 
+/*
+ * Writes s ASCII-lowercased into dst (size bytes, always terminated,
+ * longer input cut): the canonical key of a username or an email, as the
+ * registry compares them.
+ */
+void admin_keys_canonical(const char *s, char *dst, size_t size);
+
 #endif

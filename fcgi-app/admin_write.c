@@ -180,7 +180,7 @@ admin_write_send(struct admin_env *env, enum write_kind kind,
 		[WRITE_PATCH] = "application/merge-patch+json",
 		[WRITE_DELETE] = NULL,
 	};
-	struct users_ctx ctx = { &env->cfg, env->reg, NULL };
+	struct users_ctx ctx = { .cfg = &env->cfg, .reg = env->reg };
 	struct http_request req;
 	char if_match[32];
 	size_t plen;

@@ -28,7 +28,7 @@ run_init(struct admin_env *env, const struct admin_args *a)
 static int
 run_show(struct admin_env *env, const struct admin_args *a)
 {
-	struct users_ctx ctx = { &env->cfg, env->reg, NULL };
+	struct users_ctx ctx = { .cfg = &env->cfg, .reg = env->reg };
 	struct http_request req;
 	struct http_response resp;
 	int status;

@@ -64,3 +64,18 @@ Test(admin_keys, grows_and_keeps_every_key)
 	cr_assert(eq(sz, admin_keys_count(&k), N));
 	admin_keys_release(&k);
 }
+
+Test(admin_keys, canonical_folds_ascii_only_and_bounds)
+{
+	char buf[8];
+
+	admin_keys_canonical("Alice.B-Z_9", buf, sizeof(buf));
+	cr_assert(eq(str, buf, "alice.b"));
+	admin_keys_canonical("MiXeD@Ex", buf, sizeof(buf));
+	cr_assert(eq(str, buf, "mixed@e"));
+	/* Bytes past ASCII stay as they are. */
+	admin_keys_canonical("\xc3\x89T", buf, sizeof(buf));
+	cr_assert(eq(str, buf, "\xc3\x89t"));
+	admin_keys_canonical("", buf, sizeof(buf));
+	cr_assert(eq(str, buf, ""));
+}
