@@ -84,8 +84,9 @@ static const struct cmd_def cmds[ADMIN_CMD__MAX] = {
 	[ADMIN_CMD_SET] = { "set", 1, 1, 1,
 	    OPT_EMAIL | OPT_NO_EMAIL | OPT_DISPLAY_NAME |
 	    OPT_NO_DISPLAY_NAME | OPT_ROLES | OPT_IF_VERSION,
-	    "set NAME [--email E | --no-email] [--display-name D |\n"
-	    "           --no-display-name] [--roles R,R...] [--if-version V]",
+	    "set NAME [--email E | --no-email]\n"
+	    "      [--display-name D | --no-display-name] [--roles R,R...]\n"
+	    "      [--if-version V]",
 	    "Changes members of the user NAME as PATCH /users/NAME would and\n"
 	    "prints the result. Without --if-version it reads the user's\n"
 	    "version and tries again (a few times) when another write wins.\n"
