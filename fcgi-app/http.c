@@ -9,9 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -662,86 +660,101 @@ http_listen(const char *addr, int backlog)
 	return FCGX_OpenSocket(addr, backlog);
 }
 
-/* Milliseconds since t0. */
-static long long
-since_ms(const struct timespec *t0)
+int
+http_listener_ready(int sock)
 {
-	struct timespec now;
+	int flags;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long long)(now.tv_sec - t0->tv_sec) * 1000 +
-	    (now.tv_nsec - t0->tv_nsec) / 1000000;
+	if ((flags = fcntl(sock, F_GETFL)) < 0 ||
+	    fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
+struct http_exchange {
+	FCGX_Request fr;
+	struct http_io io;
+	struct http_request req;
+	struct http_response resp;
+	int holding;		/* a request is open */
+};
+
+struct http_exchange *
+http_exchange_new(int sock)
+{
+	struct http_exchange *x;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return NULL;
+	if (FCGX_InitRequest(&x->fr, sock, 0) != 0) {
+		free(x);
+		return NULL;
+	}
+	x->io.fr = &x->fr;
+	http_response_init(&x->resp);
+	return x;
+}
+
+void
+http_exchange_free(struct http_exchange *x)
+{
+	if (x == NULL)
+		return;
+	if (x->holding)
+		(void)http_exchange_finish(x);
+	FCGX_Free(&x->fr, 1);
+	free(x);
 }
 
 int
-http_serve_fastcgi(int sock, size_t max_body, http_handler *fn, void *arg,
-    int wake_fd, http_control *control)
+http_exchange_accept(struct http_exchange *x, size_t max_body)
 {
-	struct pollfd pfd[2];
-	struct http_io io;
-	struct timespec drain_start = { 0, 0 };
-	FCGX_Request fr;
-	enum http_run run = HTTP_RUN;
-	int rc = 0, flags, r;
+	int r;
 
-	/*
-	 * Non-blocking, so that of the workers woken for one connection the
-	 * ones that lose the race come back here instead of blocking in
-	 * accept(2) where no signal could stop them. Connections accepted
-	 * from it are blocking again (Linux does not inherit O_NONBLOCK).
-	 */
-	if ((flags = fcntl(sock, F_GETFL)) < 0 ||
-	    fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0 ||
-	    FCGX_InitRequest(&fr, sock, 0) != 0)
+	if (x->holding)
 		return -1;
-	io.fr = &fr;
-	for (;;) {
-		if (run == HTTP_RUN) {
-			pfd[0].fd = sock;
-			pfd[0].events = POLLIN;
-			pfd[1].fd = wake_fd;
-			pfd[1].events = POLLIN;
-			if (poll(pfd, wake_fd >= 0 ? 2 : 1, -1) < 0) {
-				if (errno == EINTR)
-					continue;
-				rc = -1;
-				break;
-			}
-			if (wake_fd >= 0 && (pfd[1].revents & POLLIN)) {
-				run = control(arg, 1);
-				if (run == HTTP_STOP)
-					break;
-				if (run == HTTP_DRAIN)
-					clock_gettime(CLOCK_MONOTONIC,
-					    &drain_start);
-				continue;
-			}
-			if (pfd[0].revents == 0)
-				continue;
-		} else if (since_ms(&drain_start) > HTTP_DRAIN_MAX_MS) {
-			break;
-		}
-		if ((r = FCGX_Accept_r(&fr)) < 0) {
-			/* Another worker took it, or nothing is left to drain. */
-			if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR ||
-			    r == -ECONNABORTED) {
-				if (run == HTTP_DRAIN)
-					break;
-				continue;
-			}
-			errno = -r;
-			rc = -1;
-			break;
-		}
-		/* A client that went away is its own loss, not the worker's. */
-		(void)serve_one(&io, max_body, fn, arg);
-		FCGX_Finish_r(&fr);
-		if (run == HTTP_RUN && (run = control(arg, 0)) == HTTP_STOP)
-			break;
-		if (run == HTTP_DRAIN && drain_start.tv_sec == 0)
-			clock_gettime(CLOCK_MONOTONIC, &drain_start);
+	if ((r = FCGX_Accept_r(&x->fr)) < 0) {
+		/* Another worker took it, or the client left first. */
+		if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR ||
+		    r == -ECONNABORTED)
+			return 0;
+		errno = -r;
+		return -1;
 	}
-	FCGX_Free(&fr, 0);
+	x->holding = 1;
+	http_response_init(&x->resp);
+	if (read_request(&x->io, max_body, &x->req) != 0) {
+		/* Out of memory: the bare 500 goes out; nothing to handle. */
+		(void)http_exchange_finish(x);
+		return 0;
+	}
+	return 1;
+}
+
+const struct http_request *
+http_exchange_request(const struct http_exchange *x)
+{
+	return &x->req;
+}
+
+struct http_response *
+http_exchange_response(struct http_exchange *x)
+{
+	return &x->resp;
+}
+
+int
+http_exchange_finish(struct http_exchange *x)
+{
+	int rc;
+
+	if (!x->holding)
+		return -1;
+	rc = write_response(&x->io, &x->req, &x->resp);
+	http_response_release(&x->resp);
+	http_request_release(&x->req);
+	FCGX_Finish_r(&x->fr);
+	x->holding = 0;
 	return rc;
 }
 

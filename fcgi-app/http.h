@@ -51,6 +51,11 @@ struct http_header {
 
 /* One response; build with the functions below, then send or inspect. */
 struct http_response {
+	/*
+	 * Set by a handler that handed the request on (to the writer): the
+	 * answer comes later and the rest of resp means nothing yet.
+	 */
+	int deferred;
 	int status;
 	const char *content_type;	/* static string, NULL without body */
 	struct http_header headers[HTTP_HEADERS_MAX];
@@ -155,33 +160,52 @@ int http_is_cgi(void);
  */
 int http_listen(const char *addr, int backlog);
 
-/* What the accept loop does next, as its control callback decides. */
-enum http_run {
-	HTTP_RUN = 0,	/* go on accepting */
-	HTTP_DRAIN,	/* answer what already waits on the socket, return */
-	HTTP_STOP	/* return now */
-};
-
-/* Longest a drain goes on while connections keep arriving (ms). */
+/* Longest a stopping worker drains its socket while connections arrive (ms). */
 #define HTTP_DRAIN_MAX_MS 2000
 
 /*
- * Called by http_serve_fastcgi() when wake_fd is readable (signalled 1)
- * and after each request (signalled 0); arg is the handler's.
+ * One FastCGI request held by the process from its accept to its answer.
+ * A worker keeps several: a request whose answer waits for another
+ * process (the group-commit writer) stays open while others are read and
+ * answered, all in one thread.
  */
-typedef enum http_run http_control(void *arg, int signalled);
+struct http_exchange;
 
 /*
- * Accepts FastCGI requests on the listening socket sock (made
- * non-blocking here; 0 is the socket on fd 0) and answers each through
- * fn, one at a time. It waits in poll(2) on sock and wake_fd (-1 for
- * none, else e.g. a signalfd), so signals stay blocked while a request
- * is read and answered and no read ever sees EINTR. Bodies over max_body
- * are not read. Returns 0 once control says to stop, -1 when accepting
- * failed.
+ * Makes the listening socket sock (0: the socket on fd 0) ready for
+ * http_exchange_accept(): non-blocking, so that of the workers woken for
+ * one connection the ones that lose the race come back instead of
+ * blocking in accept(2) where no signal could reach them (connections
+ * accepted from it are blocking again: Linux does not inherit
+ * O_NONBLOCK). Returns 0, or -1 with errno set.
  */
-int http_serve_fastcgi(int sock, size_t max_body, http_handler *fn,
-    void *arg, int wake_fd, http_control *control);
+int http_listener_ready(int sock);
+
+/* Returns a new exchange on the listening socket sock, or NULL. */
+struct http_exchange *http_exchange_new(int sock);
+
+/* Frees x, answering a request it still holds with what its response has. */
+void http_exchange_free(struct http_exchange *x);
+
+/*
+ * Accepts a connection waiting on x's socket, if any, and reads its
+ * request whole (params; the body when it fits max_body). Returns 1 with
+ * x holding the request (see http_exchange_request/response), 0 when no
+ * connection was waiting (or one went away before its request arrived),
+ * -1 when accepting failed. Signals should stay blocked meanwhile: the
+ * reads are not restarted after EINTR.
+ */
+int http_exchange_accept(struct http_exchange *x, size_t max_body);
+
+/* The request x holds, and its response to fill (initialized 500). */
+const struct http_request *http_exchange_request(const struct http_exchange *x);
+struct http_response *http_exchange_response(struct http_exchange *x);
+
+/*
+ * Writes x's response and ends its request; x may accept again. Returns
+ * 0, or -1 when the client went away.
+ */
+int http_exchange_finish(struct http_exchange *x);
 
 /*
  * Answers the one CGI request of this process (RFC 3875: environment,

@@ -219,10 +219,16 @@ run_write(struct users_ctx *ctx, enum write_kind kind, const char *name,
 	if (!needs_write)
 		return;
 	http_response_release(resp);
-	if (ctx->writer != NULL)
-		writer_call(ctx->writer, ctx, kind, name, req, resp);
-	else
+	if (ctx->writer == NULL)
 		write_run_locally(ctx, kind, name, req, resp);
+	else if (ctx->pending_tag == NULL)
+		writer_call(ctx->writer, ctx, kind, name, req, resp);
+	else if (writer_submit(ctx->writer, ctx->pending_tag, kind, name,
+	    req) == 0)
+		resp->deferred = 1;	/* the worker's loop answers it later */
+	else
+		answer_unavailable(ctx, req, resp, "the registry's writer "
+		    "cannot be reached; retry later");
 }
 
 void

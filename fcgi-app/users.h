@@ -25,6 +25,13 @@ struct users_ctx {
 	 * transaction of this process's own.
 	 */
 	struct writer_client *writer;
+	/*
+	 * The request being answered, as the worker's loop names it to the
+	 * writer's client, or NULL: with it, a write is handed to the writer
+	 * and its answer comes later (resp->deferred); without it, the
+	 * handler waits for the writer's answer.
+	 */
+	void *pending_tag;
 };
 
 /*

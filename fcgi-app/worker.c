@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,17 +78,11 @@ unavailable:
 	return -1;
 }
 
-/* The http_handler of a worker: one request, one access log line. */
+/* Starts answering req into resp; dispatch() may leave it deferred. */
 static void
-answer(void *arg, const struct http_request *req, struct http_response *resp)
+dispatch(struct worker *w, const struct http_request *req,
+    struct http_response *resp, enum metrics_route route)
 {
-	struct worker *w = arg;
-	struct timespec t0;
-	char path[256], method[32];
-	enum metrics_route route;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	route = metrics_route_of(w->cfg->base_path, req->path);
 	if (w->cfg_error != NULL) {
 		problem_answer(resp, PROBLEM_INTERNAL_ERROR, w->cfg->base_path,
 		    req->request_id, "the service is misconfigured");
@@ -99,38 +94,142 @@ answer(void *arg, const struct http_request *req, struct http_response *resp)
 		http_response_release(resp);
 		router_dispatch(&w->ctx, req, resp);
 	}
+}
+
+/* Ends the answer begun at t0: a body for a bare 5xx, metrics, a log line. */
+static void
+conclude(struct worker *w, const struct http_request *req,
+    struct http_response *resp, const struct timespec *t0)
+{
+	char path[256], method[32];
+	double ms = elapsed_ms(t0);
+
 	/* A handler that forgot to answer still gives a problem body. */
 	if (resp->status >= 500 && resp->body == NULL)
 		problem_answer(resp, PROBLEM_INTERNAL_ERROR, w->cfg->base_path,
 		    req->request_id, NULL);
-	metrics_request(route, metrics_method_of(req->method), resp->status,
-	    elapsed_ms(&t0) / 1e3);
+	metrics_request(metrics_route_of(w->cfg->base_path, req->path),
+	    metrics_method_of(req->method), resp->status, ms / 1e3);
 	log_info("%s \"%s %s\" %d %.2fms id=%s",
 	    req->remote_addr != NULL ? req->remote_addr : "-",
 	    log_escape(method, sizeof(method), req->method),
-	    log_escape(path, sizeof(path), req->path), resp->status,
-	    elapsed_ms(&t0), req->request_id);
+	    log_escape(path, sizeof(path), req->path), resp->status, ms,
+	    req->request_id);
 }
 
-/* The accept loop's control: signals, and a replaced registry. */
-static enum http_run
-control(void *arg, int signalled)
+/* The http_handler of a CGI process: one request, one access log line. */
+static void
+answer(void *arg, const struct http_request *req, struct http_response *resp)
 {
 	struct worker *w = arg;
-	struct signalfd_siginfo si;
-	enum http_run run = HTTP_RUN;
+	struct timespec t0;
 
-	if (!signalled)
-		return w->moved ? HTTP_STOP : HTTP_RUN;
-	while (read(w->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	dispatch(w, req, resp, metrics_route_of(w->cfg->base_path,
+	    req->path));
+	conclude(w, req, resp, &t0);
+}
+
+/*
+ * Requests one worker holds at once. Only writes handed to the writer
+ * wait; everything else is answered as soon as it is read. Enough for
+ * every connection of a busy front server to have a write in one batch.
+ */
+#define WORKER_INFLIGHT_MAX 16
+
+/* One request a worker holds. */
+struct slot {
+	struct http_exchange *x;
+	int busy;
+	struct timespec t0;
+};
+
+/* What the loop does next. */
+enum run { RUN = 0, DRAIN, STOP };
+
+struct loop {
+	struct worker *w;
+	struct slot slots[WORKER_INFLIGHT_MAX];
+	size_t nslots;			/* in use: one without a writer */
+	size_t busy;
+	enum run run;
+	int drained;			/* nothing was left on the socket */
+	struct timespec drain_start;
+};
+
+/* Writes the answer of slot s and frees it. */
+static void
+finish(struct loop *l, struct slot *s)
+{
+	conclude(l->w, http_exchange_request(s->x), http_exchange_response(
+	    s->x), &s->t0);
+	/* A client that went away is its own loss, not the worker's. */
+	(void)http_exchange_finish(s->x);
+	s->busy = 0;
+	l->busy--;
+}
+
+/* writer_done: the writer answered a deferred request (or did not). */
+static void
+written(void *arg, void *tag, struct http_response *answer)
+{
+	struct loop *l = arg;
+	struct slot *s = tag;
+	struct http_response *resp = http_exchange_response(s->x);
+	const struct http_request *req = http_exchange_request(s->x);
+
+	http_response_release(resp);
+	if (answer != NULL) {
+		*resp = *answer;
+		http_response_init(answer);
+	} else {
+		/* Its outcome is unknown: never acknowledged, retry later. */
+		problem_answer(resp, PROBLEM_REGISTRY_UNAVAILABLE,
+		    l->w->cfg->base_path, req->request_id, "the registry's "
+		    "writer did not answer; retry later");
+		http_add_header(resp, "Retry-After", "%d", USERS_RETRY_AFTER);
+	}
+	finish(l, s);
+}
+
+/* Answers the request slot s has just read, now or once deferred. */
+static void
+take(struct loop *l, struct slot *s)
+{
+	struct worker *w = l->w;
+	const struct http_request *req = http_exchange_request(s->x);
+	struct http_response *resp = http_exchange_response(s->x);
+
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	s->busy = 1;
+	l->busy++;
+	w->ctx.pending_tag = s;
+	dispatch(w, req, resp, metrics_route_of(w->cfg->base_path,
+	    req->path));
+	w->ctx.pending_tag = NULL;
+	if (!resp->deferred)
+		finish(l, s);
+	if (w->moved && l->run == RUN)
+		l->run = STOP;
+}
+
+/* Reads the signals waiting: TERM and INT drain, USR2 stops, HUP logs. */
+static void
+take_signals(struct loop *l)
+{
+	struct signalfd_siginfo si;
+
+	while (read(l->w->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
-			if (run == HTTP_RUN)
-				run = HTTP_DRAIN;
+			if (l->run == RUN) {
+				l->run = DRAIN;
+				clock_gettime(CLOCK_MONOTONIC, &l->drain_start);
+			}
 			break;
 		case SIGUSR2:
-			run = HTTP_STOP;
+			l->run = STOP;
 			break;
 		case SIGHUP:
 			log_reopen();
@@ -139,23 +238,112 @@ control(void *arg, int signalled)
 			break;
 		}
 	}
-	return run;
+}
+
+/* Accepts and answers what waits on the socket, while slots are free. */
+static int
+accept_all(struct loop *l)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < l->nslots && l->run != STOP; i++) {
+		if (l->slots[i].busy)
+			continue;
+		r = http_exchange_accept(l->slots[i].x, l->w->cfg->max_body);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			l->drained = l->run == DRAIN;
+			return 0;
+		}
+		take(l, &l->slots[i]);
+	}
+	return 0;
+}
+
+/*
+ * The worker's loop: waits in poll(2) on the listening socket, the
+ * signalfd and the writer's connection, so signals stay blocked while a
+ * request is read and answered (no read ever sees EINTR) and a write
+ * waiting for its batch holds no one else up. Returns 0 once it is to
+ * stop and holds nothing, -1 when accepting failed.
+ */
+static int
+serve(struct loop *l, int listen_fd)
+{
+	struct worker *w = l->w;
+	struct pollfd pfd[3];
+	int n, ms, wfd, listening, rc = 0;
+	struct timespec now;
+
+	for (;;) {
+		if (l->run == DRAIN && !l->drained) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if ((now.tv_sec - l->drain_start.tv_sec) * 1000 +
+			    (now.tv_nsec - l->drain_start.tv_nsec) / 1000000 >
+			    HTTP_DRAIN_MAX_MS)
+				l->drained = 1;
+		}
+		if (l->run != RUN && (l->run == STOP || l->drained) &&
+		    l->busy == 0)
+			break;
+		listening = l->run == RUN || (l->run == DRAIN && !l->drained);
+		n = 0;
+		pfd[n].fd = w->sig_fd;
+		pfd[n++].events = POLLIN;
+		pfd[n].fd = listening && l->busy < l->nslots && rc == 0 ?
+		    listen_fd : -1;
+		pfd[n++].events = POLLIN;
+		wfd = w->ctx.writer != NULL ? writer_client_fd(w->ctx.writer) :
+		    -1;
+		pfd[n].fd = wfd;
+		pfd[n++].events = POLLIN;
+		ms = w->ctx.writer != NULL ?
+		    writer_client_timeout(w->ctx.writer) : -1;
+		if (l->run == DRAIN && !l->drained && (ms < 0 || ms > 100))
+			ms = 100;
+		if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR)
+			return -1;
+		if (pfd[0].revents & POLLIN)
+			take_signals(l);
+		if (w->ctx.writer != NULL)
+			writer_client_collect(w->ctx.writer, wfd >= 0 &&
+			    pfd[2].revents != 0, w->cfg->max_body, written, l);
+		if (pfd[1].fd >= 0 && (pfd[1].revents != 0 ||
+		    l->run == DRAIN) && accept_all(l) != 0) {
+			log_error("cannot accept requests: %s",
+			    strerror(errno));
+			rc = -1;
+			l->run = STOP;
+		}
+	}
+	return rc;
 }
 
 int
 worker_main(const struct worker_opts *o)
 {
+	static struct loop l;
 	struct worker w;
-	int rc, status = 0;
+	int status = 0;
+	size_t i;
 
 	memset(&w, 0, sizeof(w));
+	memset(&l, 0, sizeof(l));
 	w.cfg = o->cfg;
 	w.ctx.cfg = o->cfg;
 	w.sig_fd = o->sig_fd;
 	w.in_pool = o->in_pool;
 	w.vetted = o->vetted;
+	l.w = &w;
 	/* In a pool a replaced file restarts every process; see registry.h. */
 	w.open_flags = o->in_pool ? REG_OPEN_NO_REOPEN : 0;
+	if (http_listener_ready(o->listen_fd) != 0) {
+		log_error("cannot use the listening socket: %s",
+		    strerror(errno));
+		return 1;
+	}
 	if (o->writer_addr != NULL) {
 		/* Two lock waits: the batch ahead of ours, then ours. */
 		w.ctx.writer = writer_client_new(o->writer_addr,
@@ -165,14 +353,21 @@ worker_main(const struct worker_opts *o)
 			return 1;
 		}
 	}
-	rc = http_serve_fastcgi(o->listen_fd, o->cfg->max_body, answer, &w,
-	    o->sig_fd, control);
-	if (rc != 0) {
-		log_error("cannot accept requests: %s", strerror(errno));
+	/* Without a writer nothing waits: one request at a time. */
+	l.nslots = w.ctx.writer != NULL ? WORKER_INFLIGHT_MAX : 1;
+	for (i = 0; i < l.nslots; i++)
+		if ((l.slots[i].x = http_exchange_new(o->listen_fd)) == NULL) {
+			log_error("out of memory");
+			status = 1;
+			goto out;
+		}
+	if (serve(&l, o->listen_fd) != 0)
 		status = 1;
-	} else if (w.moved) {
+	else if (w.moved)
 		status = POOL_EXIT_MOVED;
-	}
+out:
+	for (i = 0; i < l.nslots; i++)
+		http_exchange_free(l.slots[i].x);
 	writer_client_free(w.ctx.writer);
 	registry_close(w.ctx.reg);
 	return status;

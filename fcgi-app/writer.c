@@ -24,11 +24,13 @@
 
 /*
  * The wire: every message is a 4-byte length (network order) and that
- * many bytes. A write is its kind and then name, If-Match,
- * If-None-Match, Idempotency-Key, REMOTE_USER, REMOTE_ADDR, the request
- * id and the body, each a 4-byte length (0xffffffff for absent) and the
- * bytes with a NUL after them, so the receiver reads them in place. An
- * answer is the status (4 bytes) and http_response_encode()'s bytes.
+ * many bytes. A write is a sequence number, its kind, and then name,
+ * If-Match, If-None-Match, Idempotency-Key, REMOTE_USER, REMOTE_ADDR, the
+ * request id and the body, each a 4-byte length (0xffffffff for absent)
+ * and the bytes with a NUL after them, so the receiver reads them in
+ * place. An answer is the write's sequence number, the status (4 bytes
+ * each) and http_response_encode()'s bytes. A connection may carry many
+ * writes at once; the writer answers them in the order they came.
  */
 #define WIRE_ABSENT 0xffffffffu
 /* Room a message may take beyond the body. */
@@ -196,6 +198,7 @@ struct conn {
 /* One write of a batch, with its answer until the batch is sent. */
 struct op {
 	struct conn *conn;
+	uint32_t seq;		/* the client's number for it */
 	char *msg;		/* the message; req's strings point into it */
 	enum write_kind kind;
 	const char *name;
@@ -264,9 +267,10 @@ op_parse(struct op *op, char *msg, size_t len)
 	uint32_t kind;
 
 	memset(op, 0, sizeof(*op));
-	if (len < 4 || (kind = get_u32(p)) >= WRITE__MAX)
+	if (len < 8 || (kind = get_u32(p + 4)) >= WRITE__MAX)
 		return -1;
-	p += 4;
+	op->seq = get_u32(p);
+	p += 8;
 	for (i = 0; i < 8; i++)
 		if (get_str(&p, end, &s[i], &n[i]) != 0)
 			return -1;
@@ -411,7 +415,8 @@ answer_batch(struct writer *w)
 		out.len = 0;
 		if (op->conn != NULL &&
 		    (enc = http_response_encode(&op->resp, &len)) != NULL) {
-			if (put_u32(&out, (uint32_t)(len + 4)) != 0 ||
+			if (put_u32(&out, (uint32_t)(len + 8)) != 0 ||
+			    put_u32(&out, op->seq) != 0 ||
 			    put_u32(&out, (uint32_t)op->resp.status) != 0 ||
 			    wbuf_room(&out, len) != 0) {
 				free(enc);
@@ -534,11 +539,24 @@ writer_main(const struct config *cfg, int listen_fd, int sig_fd,
 
 /* ---- the workers' client --------------------------------------------- */
 
+/* Writes a client keeps waiting for their answers at most. */
+#define WRITER_CLIENT_PENDING_MAX 64
+
+/* A write sent, waiting for its answer. */
+struct pending {
+	uint32_t seq;
+	void *tag;
+	struct timespec deadline;
+};
+
 struct writer_client {
 	struct sockaddr_un addr;
 	socklen_t addr_len;
 	int fd;
 	int timeout_ms;
+	uint32_t next_seq;
+	struct pending pending[WRITER_CLIENT_PENDING_MAX];
+	size_t head, npending;		/* a ring, oldest at head */
 	struct wbuf out, in;
 };
 
@@ -565,6 +583,7 @@ client_close(struct writer_client *wc)
 	if (wc->fd >= 0)
 		close(wc->fd);
 	wc->fd = -1;
+	wc->in.len = 0;
 }
 
 void
@@ -608,39 +627,16 @@ ms_left(const struct timespec *deadline)
 	return ms < 0 ? 0 : ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-/* Reads exactly n bytes into wc->in by deadline. Returns 0 or -1. */
+/* Encodes the write numbered seq into wc->out. Returns 0 or -1. */
 static int
-recv_exact(struct writer_client *wc, size_t n, const struct timespec *dl)
-{
-	struct pollfd pfd = { wc->fd, POLLIN, 0 };
-	ssize_t r;
-
-	if (wbuf_room(&wc->in, n) != 0)
-		return -1;
-	while (wc->in.len < n) {
-		r = recv(wc->fd, wc->in.p + wc->in.len, n - wc->in.len, 0);
-		if (r > 0) {
-			wc->in.len += (size_t)r;
-			continue;
-		}
-		if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
-		    errno != EINTR))
-			return -1;
-		if (errno != EINTR && poll(&pfd, 1, ms_left(dl)) <= 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Encodes the write into wc->out. Returns 0 or -1. */
-static int
-encode_write(struct writer_client *wc, enum write_kind kind,
+encode_write(struct writer_client *wc, uint32_t seq, enum write_kind kind,
     const char *name, const struct http_request *req)
 {
 	struct wbuf *b = &wc->out;
 
 	b->len = 0;
-	if (put_u32(b, 0) != 0 || put_u32(b, (uint32_t)kind) != 0 ||
+	if (put_u32(b, 0) != 0 || put_u32(b, seq) != 0 ||
+	    put_u32(b, (uint32_t)kind) != 0 ||
 	    put_str(b, name) != 0 || put_str(b, req->if_match) != 0 ||
 	    put_str(b, req->if_none_match) != 0 ||
 	    put_str(b, req->idempotency_key) != 0 ||
@@ -657,16 +653,22 @@ encode_write(struct writer_client *wc, enum write_kind kind,
 	return 0;
 }
 
-void
-writer_call(struct writer_client *wc, struct users_ctx *ctx,
-    enum write_kind kind, const char *name, const struct http_request *req,
-    struct http_response *resp)
+int
+writer_submit(struct writer_client *wc, void *tag, enum write_kind kind,
+    const char *name, const struct http_request *req)
 {
+	struct pending *pd;
 	struct timespec deadline;
-	const char *why = "cannot reach the writer";
-	uint32_t len;
+	uint32_t seq = wc->next_seq++;
 	int attempt;
 
+	if (wc->npending == WRITER_CLIENT_PENDING_MAX ||
+	    encode_write(wc, seq, kind, name, req) != 0) {
+		log_error("write in request %s not sent: %s", req->request_id,
+		    wc->npending == WRITER_CLIENT_PENDING_MAX ?
+		    "too many writes waiting" : "out of memory");
+		return -1;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += wc->timeout_ms / 1000;
 	deadline.tv_nsec += (long)(wc->timeout_ms % 1000) * 1000000L;
@@ -674,43 +676,192 @@ writer_call(struct writer_client *wc, struct users_ctx *ctx,
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	if (encode_write(wc, kind, name, req) != 0) {
-		why = "out of memory";
-		goto fail;
-	}
 	/*
-	 * A connection the writer's restart broke refuses the send: the
-	 * write never left, so a fresh connection may carry it once.
+	 * A connection the writer's restart broke refuses the send: with no
+	 * write of ours waiting on it, the write never left, so a fresh
+	 * connection may carry it, once.
 	 */
 	for (attempt = 0; ; attempt++) {
 		if (client_connect(wc) != 0)
-			goto fail;
+			break;
 		if (send_all(wc->fd, wc->out.p, wc->out.len,
-		    ms_left(&deadline)) == 0)
+		    ms_left(&deadline)) == 0) {
+			pd = &wc->pending[(wc->head + wc->npending) %
+			    WRITER_CLIENT_PENDING_MAX];
+			pd->seq = seq;
+			pd->tag = tag;
+			pd->deadline = deadline;
+			wc->npending++;
+			return 0;
+		}
+		if (wc->npending > 0 || attempt == 1)
 			break;
 		client_close(wc);
-		if (attempt == 1)
-			goto fail;
 	}
-	why = "the writer did not answer";
-	wc->in.len = 0;
-	if (recv_exact(wc, 4, &deadline) != 0)
-		goto fail;
-	len = get_u32(wc->in.p);
-	if (len < 4 || len > ctx->cfg->max_body + WIRE_OVERHEAD ||
-	    recv_exact(wc, 4 + (size_t)len, &deadline) != 0)
-		goto fail;
-	if (http_response_decode(wc->in.p + 8, len - 4,
-	    (int)get_u32(wc->in.p + 4), resp) != 0) {
-		http_response_release(resp);
-		why = "the writer's answer is unreadable";
-		goto fail;
-	}
-	return;
-fail:
-	/* Its outcome is unknown: never acknowledged, retry later. */
+	log_error("write in request %s not sent: cannot reach the writer",
+	    req->request_id);
+	return -1;
+}
+
+int
+writer_client_fd(const struct writer_client *wc)
+{
+	return wc->npending > 0 ? wc->fd : -1;
+}
+
+size_t
+writer_client_pending(const struct writer_client *wc)
+{
+	return wc->npending;
+}
+
+int
+writer_client_timeout(const struct writer_client *wc)
+{
+	return wc->npending > 0 ? ms_left(&wc->pending[wc->head].deadline) :
+	    -1;
+}
+
+/* Ends every pending write unanswered and drops the connection. */
+static void
+fail_pending(struct writer_client *wc, const char *why, writer_done *done,
+    void *arg)
+{
+	struct pending pd;
+
+	if (wc->npending > 0)
+		log_error("%zu writes not answered: %s", wc->npending, why);
 	client_close(wc);
-	log_error("write in request %s not done: %s", req->request_id, why);
-	answer_unavailable(ctx, req, resp, "the registry's writer did not "
-	    "answer; retry later");
+	while (wc->npending > 0) {
+		pd = wc->pending[wc->head];
+		wc->head = (wc->head + 1) % WRITER_CLIENT_PENDING_MAX;
+		wc->npending--;
+		done(arg, pd.tag, NULL);
+	}
+}
+
+/*
+ * Hands every whole answer in wc->in to done, oldest write first. Returns
+ * 0, or -1 when the writer broke the protocol.
+ */
+static int
+take_answers(struct writer_client *wc, size_t max_msg, writer_done *done,
+    void *arg)
+{
+	struct http_response resp;
+	struct pending pd;
+	uint32_t len;
+	size_t used = 0;
+
+	while (wc->in.len - used >= 4 && wc->npending > 0) {
+		len = get_u32(wc->in.p + used);
+		if (len < 8 || len > max_msg)
+			return -1;
+		if (wc->in.len - used - 4 < len)
+			break;
+		pd = wc->pending[wc->head];
+		if (get_u32(wc->in.p + used + 4) != pd.seq)
+			return -1;
+		http_response_init(&resp);
+		if (http_response_decode(wc->in.p + used + 12, len - 8,
+		    (int)get_u32(wc->in.p + used + 8), &resp) != 0) {
+			http_response_release(&resp);
+			return -1;
+		}
+		wc->head = (wc->head + 1) % WRITER_CLIENT_PENDING_MAX;
+		wc->npending--;
+		used += 4 + (size_t)len;
+		done(arg, pd.tag, &resp);
+		http_response_release(&resp);
+	}
+	memmove(wc->in.p, wc->in.p + used, wc->in.len - used);
+	wc->in.len -= used;
+	return wc->in.len > 0 && wc->npending == 0 ? -1 : 0;
+}
+
+void
+writer_client_collect(struct writer_client *wc, int readable, size_t max_body,
+    writer_done *done, void *arg)
+{
+	ssize_t r;
+
+	if (wc->npending == 0)
+		return;
+	while (readable) {
+		if (wbuf_room(&wc->in, 4096) != 0) {
+			fail_pending(wc, "out of memory", done, arg);
+			return;
+		}
+		r = recv(wc->fd, wc->in.p + wc->in.len, wc->in.cap - wc->in.len,
+		    0);
+		if (r > 0) {
+			wc->in.len += (size_t)r;
+			continue;
+		}
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		/* The writer ended: what it had not answered is unknown. */
+		if (take_answers(wc, max_body + WIRE_OVERHEAD, done, arg) != 0)
+			fail_pending(wc, "the writer's answer is unreadable",
+			    done, arg);
+		else
+			fail_pending(wc, "the writer went away", done, arg);
+		return;
+	}
+	if (take_answers(wc, max_body + WIRE_OVERHEAD, done, arg) != 0) {
+		fail_pending(wc, "the writer's answer is unreadable", done, arg);
+		return;
+	}
+	if (wc->npending > 0 && writer_client_timeout(wc) == 0)
+		fail_pending(wc, "the writer did not answer in time", done, arg);
+}
+
+/* writer_call()'s done: keeps the one answer. */
+struct call_result {
+	int answered;
+	struct http_response *resp;
+};
+
+static void
+call_done(void *arg, void *tag, struct http_response *resp)
+{
+	struct call_result *cr = arg;
+
+	(void)tag;
+	if (resp != NULL) {
+		*cr->resp = *resp;
+		http_response_init(resp);
+		cr->answered = 1;
+	} else {
+		cr->answered = -1;
+	}
+}
+
+void
+writer_call(struct writer_client *wc, struct users_ctx *ctx,
+    enum write_kind kind, const char *name, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct call_result cr = { 0, resp };
+	struct pollfd pfd;
+	int ms;
+
+	if (wc->npending > 0 || writer_submit(wc, &cr, kind, name, req) != 0) {
+		answer_unavailable(ctx, req, resp, "the registry's writer "
+		    "cannot be reached; retry later");
+		return;
+	}
+	while (cr.answered == 0) {
+		pfd.fd = wc->fd;
+		pfd.events = POLLIN;
+		ms = writer_client_timeout(wc);
+		writer_client_collect(wc, poll(&pfd, 1, ms) > 0,
+		    ctx->cfg->max_body, call_done, &cr);
+	}
+	if (cr.answered < 0)
+		/* Its outcome is unknown: never acknowledged, retry later. */
+		answer_unavailable(ctx, req, resp, "the registry's writer did "
+		    "not answer; retry later");
 }

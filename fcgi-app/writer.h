@@ -62,10 +62,48 @@ struct writer_client *writer_client_new(const char *addr, size_t addr_len,
 void writer_client_free(struct writer_client *wc);
 
 /*
- * Has the writer apply the write (as write_apply() would) and fills resp
- * (initialized) with its answer. When the writer cannot be reached or
+ * Hands the write kind on name asked by req to the writer without waiting
+ * for it; its answer comes through writer_client_collect(), named by tag.
+ * Many writes may wait at once. Returns 0, or -1 when the writer cannot be
+ * reached (the caller answers 503).
+ */
+int writer_submit(struct writer_client *wc, void *tag, enum write_kind kind,
+    const char *name, const struct http_request *req);
+
+/* The descriptor to poll for answers while writes wait, else -1. */
+int writer_client_fd(const struct writer_client *wc);
+
+/* How many writes wait for their answer. */
+size_t writer_client_pending(const struct writer_client *wc);
+
+/*
+ * Milliseconds until the oldest waiting write's deadline (0 once past),
+ * or -1 when none waits: the poll timeout of the caller's loop.
+ */
+int writer_client_timeout(const struct writer_client *wc);
+
+/*
+ * Called for each write that ended: resp holds the writer's answer, to
+ * be moved out (its fields may be taken, leaving it initialized), or is
+ * NULL when the writer did not answer in time or went away: the write may
+ * or may not have happened, and must be answered 503 (never acknowledged).
+ */
+typedef void writer_done(void *arg, void *tag, struct http_response *resp);
+
+/*
+ * Takes the answers that arrived (readable: the descriptor polled
+ * readable) and ends the writes whose deadline passed, calling done for
+ * each. Bodies are bounded by max_body.
+ */
+void writer_client_collect(struct writer_client *wc, int readable,
+    size_t max_body, writer_done *done, void *arg);
+
+/*
+ * Has the writer apply the write (as write_apply() would) and waits for
+ * its answer in resp (initialized). When the writer cannot be reached or
  * does not answer in time, resp is 503 registry-unavailable: the write
- * may or may not have happened, and was never acknowledged.
+ * may or may not have happened, and was never acknowledged. Only when no
+ * other write of wc waits.
  */
 void writer_call(struct writer_client *wc, struct users_ctx *ctx,
     enum write_kind kind, const char *name, const struct http_request *req,
