@@ -104,14 +104,7 @@ install: all install-render
 	$(INSTALL) -m 0644 $(EXAMPLES:%=$(INSTALL_RENDER)/%) $(DESTDIR)$(DATADIR)/userreg/
 	$(INSTALL) -m 0644 docs/man/userreg.fcgi.8 $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 0644 docs/man/userreg.conf.5 $(DESTDIR)$(MANDIR)/man5/
-	@if [ -f docs/man/userreg.1 ]; then \
-	    echo "$(INSTALL) -D -m 0644 docs/man/userreg.1" \
-	        "$(DESTDIR)$(MANDIR)/man1/userreg.1"; \
-	    $(INSTALL) -D -m 0644 docs/man/userreg.1 \
-	        $(DESTDIR)$(MANDIR)/man1/userreg.1; \
-	else \
-	    echo "install: docs/man/userreg.1 is missing; not installed" >&2; \
-	fi
+	$(INSTALL) -D -m 0644 docs/man/userreg.1 $(DESTDIR)$(MANDIR)/man1/userreg.1
 	@if [ -e $(CONF_DST) ]; then \
 	    echo "install: keeping $(CONF_DST) as it is"; \
 	else \
