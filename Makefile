@@ -85,7 +85,7 @@ deps-clang:
 # deps first, then a fresh make: pkg-config flags are read at parse time.
 run: deps
 	@$(MAKE) --no-print-directory all
-	@PORT=$(PORT) WORKERS=$(WORKERS) sh deploy/run-local.sh
+	@PORT=$(PORT) WORKERS=$(WORKERS) BUILD=$(BUILD) sh deploy/run-local.sh
 
 test: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2

@@ -4,6 +4,24 @@
 # Ctrl-C or SIGTERM stops both by pid and removes the socket.
 set -u
 
+# On a terminal, Ctrl-C reaches the whole foreground process group, make
+# included, which would end in "make: *** Interrupt". This script takes
+# the terminal's foreground in a process group of its own first, so Ctrl-C
+# stops the service alone and `make run` exits 0.
+if [ -t 0 ] && [ -z "${USERREG_RUN_FOREGROUND:-}" ]; then
+	USERREG_RUN_FOREGROUND=1 exec /usr/bin/python3 -c '
+import os, signal, sys
+os.setpgid(0, 0)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+try:
+    os.tcsetpgrp(0, os.getpgrp())
+except OSError:
+    pass
+signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+os.execvp("sh", ["sh"] + sys.argv[1:])
+' "$0" "$@"
+fi
+
 PORT=${PORT:-8080}
 WORKERS=${WORKERS:-4}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +34,7 @@ die() {
 
 case $PORT in '' | *[!0-9]*) die "PORT must be a number, not '$PORT'" ;; esac
 case $WORKERS in '' | *[!0-9]*) die "WORKERS must be a number, not '$WORKERS'" ;; esac
-bin=build/userreg.fcgi
+bin=${BUILD:-build}/userreg.fcgi
 [ -x "$bin" ] || die "$bin is missing: run make"
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx" ] || die "nginx is missing: apt-get install nginx-light"
@@ -46,7 +64,9 @@ conf_value() {
 conf=""
 [ -f conf/userreg.conf ] && conf=conf/userreg.conf
 base=$(conf_value base_path /)
-registry=$(conf_value registry var/users.db)
+# As the service resolves it (relative to the config file's directory).
+registry=$("$bin" --check-config ${conf:+-c "$conf"} 2>/dev/null |
+    sed -n 's/^registry \(.*\): .*/\1/p')
 
 mkdir -p var/run var/nginx || die "cannot create var/"
 sock=$root/var/run/userreg.sock
