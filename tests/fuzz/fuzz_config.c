@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c: libFuzzer harness for the config parser. The input is
- * written as a config file into a directory made once and read with
+ * written as a config file into a fresh directory and read with
  * config_load() over the defaults: it either succeeds with every field
  * within its bounds, or fails with a "FILE:..." message. The input split
  * at its first NUL byte is also handed to config_set() as key and value.
@@ -14,25 +14,6 @@
 #include "config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char dir[] = "/tmp/userreg-fuzz-config-XXXXXX";
-static char path[sizeof(dir) + 16];
-
-static void
-cleanup(void)
-{
-	unlink(path);
-	rmdir(dir);
-}
-
-static void
-setup(void)
-{
-	if (mkdtemp(dir) == NULL)
-		abort();
-	snprintf(path, sizeof(path), "%s/userreg.conf", dir);
-	atexit(cleanup);
-}
 
 /* s is a NUL-terminated string within its field of size n. */
 static size_t
@@ -122,29 +103,44 @@ check_error(const char *err, size_t errlen, const char *prefix)
 		abort();
 }
 
+/*
+ * Reads the input as a config file, in a directory of its own that is
+ * gone again before any check can stop the run.
+ */
 static void
 fuzz_load(const uint8_t *data, size_t size)
 {
+	char dir[] = "/tmp/userreg-fuzz-config-XXXXXX";
+	char path[sizeof(dir) + 16], prefix[sizeof(path) + 1];
+	char err[512], err2[512];
 	struct config cfg, again;
-	char err[512], prefix[sizeof(path) + 1];
+	int rc, rc2 = 0;
 	FILE *f;
 
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(path, sizeof(path), "%s/userreg.conf", dir);
 	if ((f = fopen(path, "w")) == NULL)
 		abort();
 	if (fwrite(data, 1, size, f) != size || fclose(f) != 0)
 		abort();
 	config_defaults(&cfg);
 	memset(err, 0, sizeof(err));
-	if (config_load(&cfg, path, err, sizeof(err)) != 0) {
+	if ((rc = config_load(&cfg, path, err, sizeof(err))) == 0) {
+		again = cfg;
+		rc2 = config_load(&again, path, err2, sizeof(err2));
+	}
+	unlink(path);
+	rmdir(dir);
+
+	if (rc != 0) {
 		snprintf(prefix, sizeof(prefix), "%s:", path);
 		check_error(err, sizeof(err), prefix);
 		return;
 	}
 	check_config(&cfg, 1);
 	/* Every key sets its value outright: a second read changes nothing. */
-	again = cfg;
-	if (config_load(&again, path, err, sizeof(err)) != 0 ||
-	    memcmp(&cfg, &again, sizeof(cfg)) != 0)
+	if (rc2 != 0 || memcmp(&cfg, &again, sizeof(cfg)) != 0)
 		abort();
 }
 
@@ -175,8 +171,6 @@ fuzz_set(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (path[0] == '\0')
-		setup();
 	fuzz_load(data, size);
 	fuzz_set(data, size);
 	return 0;
