@@ -184,6 +184,13 @@ trim(char *s)
 	return s;
 }
 
+int
+config_is_postgresql(const char *registry)
+{
+	return strncmp(registry, "postgresql://", 13) == 0 ||
+	    strncmp(registry, "postgres://", 11) == 0;
+}
+
 /* Returns 1 when key's value names a file: a path, not a URI. */
 static int
 names_file(const char *key, const char *value)
@@ -194,7 +201,7 @@ names_file(const char *key, const char *value)
 		if (strcmp(keys[i].name, key) == 0)
 			return keys[i].type == CT_PATH ||
 			    (keys[i].type == CT_LOCATION &&
-			    strstr(value, "://") == NULL);
+			    !config_is_postgresql(value));
 	return 0;
 }
 
@@ -247,7 +254,10 @@ set_from_file(struct config *cfg, const char *dir, const char *key,
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	char line[CONFIG_LINE_MAX], why[256], dir[CONFIG_PATH_MAX];
+	char why[256], dir[CONFIG_PATH_MAX];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
 	FILE *f;
 	int lineno = 0, rc = -1;
 
@@ -260,12 +270,18 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		fclose(f);
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((n = getline(&line, &cap, f)) >= 0) {
 		char *s, *eq;
 
 		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
+		if (n >= CONFIG_LINE_MAX) {
 			snprintf(err, errlen, "%s:%d: line too long", path,
+			    lineno);
+			goto out;
+		}
+		/* A NUL would cut the value short unseen. */
+		if (strlen(line) != (size_t)n) {
+			snprintf(err, errlen, "%s:%d: NUL byte in line", path,
 			    lineno);
 			goto out;
 		}
@@ -290,6 +306,7 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	}
 	rc = 0;
 out:
+	free(line);
 	fclose(f);
 	return rc;
 }

@@ -51,6 +51,13 @@ struct config {
 	int group_commit;			/* a pool runs a writer */
 };
 
+/*
+ * Returns 1 when a registry value names a PostgreSQL database (a libpq
+ * URI: postgresql:// or postgres://), 0 when it is a SQLite file's path,
+ * whatever else it holds.
+ */
+int config_is_postgresql(const char *registry);
+
 /* Fills cfg with every key's default: the service runs without a file. */
 void config_defaults(struct config *cfg);
 

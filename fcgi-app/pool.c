@@ -349,7 +349,7 @@ sibling(const struct pool *p, const char *suffix, char *buf, size_t size)
 static int
 file_registry(const struct pool *p)
 {
-	return strstr(p->o->cfg->registry, "://") == NULL;
+	return !config_is_postgresql(p->o->cfg->registry);
 }
 
 /*
@@ -474,7 +474,7 @@ spawn_due(struct pool *p)
 static int
 wants_writer(const struct config *cfg)
 {
-	return cfg->group_commit && strstr(cfg->registry, "://") == NULL;
+	return cfg->group_commit && !config_is_postgresql(cfg->registry);
 }
 
 int

@@ -1,6 +1,7 @@
 /* registry.c: the rules every registry backend shares, and the dispatch. */
 #include "registry_impl.h"
 
+#include "config.h"
 #include "metrics.h"
 
 #include <stdarg.h>
@@ -220,8 +221,7 @@ registry_open(const char *location, int busy_timeout_ms, unsigned flags,
 			*err = REG_ERROR;
 		return NULL;
 	}
-	if (strncmp(location, "postgresql://", 13) == 0 ||
-	    strncmp(location, "postgres://", 11) == 0)
+	if (config_is_postgresql(location))
 		reg = registry_pg_open(location, busy_timeout_ms, flags, &rc,
 		    errmsg);
 	else
