@@ -185,25 +185,6 @@ cmd_of(const char *name)
 	return ADMIN_CMD_NONE;
 }
 
-/* A version as the API writes it: decimal, no sign, no leading zero. */
-static int
-parse_version(const char *s, int64_t *out)
-{
-	int64_t v = 0;
-	size_t i, len = strlen(s);
-
-	if (len == 0 || len > 19 || s[0] == '0')
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' ||
-		    v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* Stores the value of option d (text from the command line) into a. */
 static int
 store(struct admin_args *a, const struct opt_def *d, const char *value,
@@ -230,7 +211,8 @@ store(struct admin_args *a, const struct opt_def *d, const char *value,
 		a->role[a->nrole++] = value;
 		break;
 	case OPT_IF_VERSION:
-		if (parse_version(value, &a->if_version) != 0)
+		if (user_parse_version(value, strlen(value),
+		    &a->if_version) != 0)
 			return say(err, "--if-version '%.64s' is not a "
 			    "version (a positive decimal number)", value);
 		break;

@@ -85,25 +85,6 @@ admin_import_time(const char *s, size_t len, int64_t *t)
 	return 0;
 }
 
-/* A version as the representation writes it: a decimal string. */
-static int
-parse_version(const char *s, size_t len, int64_t *out)
-{
-	int64_t v = 0;
-	size_t i;
-
-	if (len == 0 || len > 19 || s[0] == '0')
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' ||
-		    v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* {"userreg_export":1,"revision":N} and nothing else. */
 static int
 parse_header(struct json_object *o, struct admin_line *out)
@@ -240,7 +221,7 @@ parse_user(struct json_object *o, struct admin_line *out)
 			if (read_roles(v, u, out) != 0)
 				return -1;
 		} else if (strcmp(key, "version") == 0) {
-			if (read_number(v, key, &u->version, parse_version,
+			if (read_number(v, key, &u->version, user_parse_version,
 			    "a positive decimal number in a string", out) != 0)
 				return -1;
 			seen |= M_VERSION;

@@ -55,25 +55,6 @@ member_pointer(const char *name)
 	return p;
 }
 
-/* A version as the representation carries it: a decimal string. */
-static int
-parse_version(const char *s, size_t len, int64_t *out)
-{
-	int64_t v = 0;
-	size_t i;
-
-	if (len == 0 || len > 19 || s[0] == '0')
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' ||
-		    v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* Reads an optional string member (email, display_name) into dst. */
 static void
 read_text(struct body *b, struct json_object *v, unsigned bit,
@@ -190,7 +171,7 @@ body_read(const struct http_request *req, int max_depth,
 				    "is set by the server; leave it out of a "
 				    "POST");
 			else if (!jsonio_string(v, &s, &len) ||
-			    parse_version(s, len, &b->version) != 0)
+			    user_parse_version(s, len, &b->version) != 0)
 				body_error(b, ERR_INVALID, "/version",
 				    "must be a version string as the "
 				    "representation carries it");

@@ -85,6 +85,13 @@ void user_canonical(const char *name, char key[USER_NAME_MAX + 1]);
  */
 enum user_err user_sort_roles(struct user *u);
 
+/*
+ * Reads a version as the representation carries it: len bytes of a
+ * decimal integer from 1 to INT64_MAX, no sign, no leading zero. Returns
+ * 0 with the value in *out, or -1.
+ */
+int user_parse_version(const char *s, size_t len, int64_t *out);
+
 /* Returns 1 if u holds role, 0 otherwise. */
 int user_has_role(const struct user *u, const char *role);
 
