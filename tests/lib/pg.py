@@ -17,6 +17,9 @@ Debian's postgresql-15 (any version under /usr/lib/postgresql will do).
     cl.kill()                       # immediate shutdown (a crash): the next
                                     # start runs crash recovery
     cl.destroy()                    # stop if running, remove the dir
+    db = cl.connect("userreg", schema="s1")
+    db.query("SELECT 1")            # a session (Connection) over the unix
+    db.close()                      # socket, search_path s1: [("1",)]
 
 The server runs as an unprivileged user ("postgres" when started as root,
 else the caller), with fsync on, trust authentication, listening on
@@ -33,20 +36,31 @@ test binary can drive outages of the cluster a harness started:
         USERREG_TEST_PG_CTL (a command line ending before the action) in its
         environment, then destroys the cluster; exits with CMD's status.
     python3 tests/lib/pg.py --dir DIR start|stop|restart|kill|pause|resume|
-        destroy|uri [NAME]
+        destroy|uri [NAME]|createdb NAME
+        (createdb makes database NAME unless it exists and prints its URI)
+
+Cluster(settings={"max_connections": 200}) puts those server settings
+after the defaults (SERVER_CONF) at initdb. Connection speaks the
+frontend/backend protocol 3.0 itself (simple queries, trust
+authentication only), so a test needs neither libpq nor psql to hold a
+lock in a session of its own or to read a row.
 
 Stable API: class Cluster (start, stop, restart, kill, pause, resume,
-outage, destroy, running, create_database, uri, socket_uri, psql; attributes
-dir, data, port, pid), PgError, bindir(), free_port().
+outage, destroy, running, create_database, ensure_database,
+create_schema, uri, socket_uri, psql, connect; attributes dir, data,
+port, pid), class Connection (query, close, status), PgError (sqlstate),
+bindir(), free_port(), schema_uri().
 """
 
 import glob
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -81,7 +95,12 @@ timezone = 'UTC'
 
 
 class PgError(Exception):
-    """The cluster could not be started or driven; the message says why."""
+    """The cluster could not be started or driven, or a query failed; the
+    message says why. sqlstate: the server's error code, when it sent one."""
+
+    def __init__(self, message, sqlstate=None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 def bindir():
@@ -151,8 +170,9 @@ def _children(ppid):
 class Cluster:
     """One PostgreSQL cluster in one directory (see the module's text)."""
 
-    def __init__(self, dir=None):
+    def __init__(self, dir=None, settings=None):
         self.owned_dir = dir is None
+        self.settings = dict(settings or {})
         self.dir = dir or tempfile.mkdtemp(prefix="userreg-pg.")
         self.data = os.path.join(self.dir, "data")
         self.log = os.path.join(self.dir, "server.log")
@@ -214,6 +234,8 @@ class Cluster:
                       "--locale=C.UTF-8", "-N"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write(SERVER_CONF.format(port=self.port, dir=self.dir))
+            for k, v in self.settings.items():
+                f.write("%s = %s\n" % (k, v))
         with open(os.path.join(self.dir, STATE_FILE), "w") as f:
             json.dump({"port": self.port}, f)
 
@@ -351,6 +373,38 @@ class Cluster:
         self.psql('CREATE DATABASE "%s" %s' % (name, opts))
         return self.uri(name)
 
+    def ensure_database(self, name):
+        """Creates database name (as create_database) unless it exists;
+        returns its TCP URI."""
+        c = self.connect("postgres")
+        try:
+            found = c.query("SELECT 1 FROM pg_database WHERE datname = '%s'"
+                            % name.replace("'", "''"))
+        finally:
+            c.close()
+        return self.uri(name) if found else self.create_database(name)
+
+    def create_schema(self, database, schema):
+        """Creates schema (a plain identifier) in database unless it
+        exists; returns the TCP URI whose sessions use it (schema_uri)."""
+        if not re.match(r"[a-z_][a-z0-9_]{0,62}\Z", schema):
+            raise PgError("schema name %r is no plain identifier" % schema)
+        c = self.connect(database)
+        try:
+            c.query("CREATE SCHEMA IF NOT EXISTS %s" % schema)
+        finally:
+            c.close()
+        return schema_uri(self.uri(database), schema)
+
+    def connect(self, database=DEFAULT_DATABASE, schema=None,
+                timeout=30.0):
+        """A Connection to database over the unix socket in the dir, as
+        the superuser, with search_path schema when given."""
+        return Connection(os.path.join(self.dir, ".s.PGSQL.%d" % self.port),
+                          user="postgres", database=database,
+                          options="-csearch_path=%s" % schema
+                          if schema else None, timeout=timeout)
+
     def uri(self, database=DEFAULT_DATABASE):
         """postgresql:// URI of database over TCP on 127.0.0.1."""
         return "postgresql://postgres@127.0.0.1:%d/%s" % (self.port,
@@ -360,6 +414,147 @@ class Cluster:
         """postgresql:// URI of database over the unix socket in the dir."""
         return "postgresql://postgres@/%s?host=%s&port=%d" % (
             database, urllib.parse.quote(self.dir, safe=""), self.port)
+
+
+def schema_uri(uri, schema):
+    """uri with search_path schema in its options, as userreg takes it."""
+    return "%s%soptions=-csearch_path%%3D%s" % (
+        uri, "&" if "?" in uri else "?", schema)
+
+
+class Connection:
+    """One session with the server over the frontend/backend protocol 3.0:
+    simple queries, trust authentication. Connection(address, user,
+    database, options, timeout): address a unix socket path or a
+    (host, port) pair. query(sql) runs sql (one or more statements) and
+    returns the rows of the last result as tuples of str (None for NULL);
+    a server error raises PgError with its sqlstate, the session staying
+    usable (status "E" inside a failed transaction). status is the
+    transaction status of the last ReadyForQuery: "I" idle, "T" in a
+    transaction, "E" in a failed one. Every wait is bounded by timeout
+    seconds; past it the session is closed and PgError raised."""
+
+    def __init__(self, address, user="postgres", database=DEFAULT_DATABASE,
+                 options=None, timeout=30.0):
+        self.timeout = timeout
+        self.status = None
+        self._buf = b""
+        family = socket.AF_UNIX if isinstance(address, str) else \
+            socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(address)
+            params = [("user", user), ("database", database),
+                      ("application_name", "userreg-tests")]
+            if options:
+                params.append(("options", options))
+            body = struct.pack("!i", 196608) + b"".join(
+                k.encode() + b"\0" + v.encode() + b"\0"
+                for k, v in params) + b"\0"
+            self.sock.sendall(struct.pack("!i", len(body) + 4) + body)
+            while True:
+                kind, data = self._message()
+                if kind == b"R":
+                    code = struct.unpack("!i", data[:4])[0]
+                    if code != 0:
+                        raise PgError("the server asks for authentication "
+                                      "(method %d); only trust is known" %
+                                      code)
+                elif kind == b"E":
+                    raise self._error(data)
+                elif kind == b"Z":
+                    self.status = data.decode()
+                    break
+        except (OSError, PgError) as e:
+            self.close()
+            if isinstance(e, PgError):
+                raise
+            raise PgError("connecting to %s: %s" % (address, e))
+
+    def _recv(self, n):
+        while len(self._buf) < n:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                self.close()
+                raise PgError("no answer from the server within %.0fs" %
+                              self.timeout)
+            except OSError as e:
+                self.close()
+                raise PgError("connection lost: %s" % e)
+            if not chunk:
+                self.close()
+                raise PgError("the server closed the connection")
+            self._buf += chunk
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def _message(self):
+        head = self._recv(5)
+        size = struct.unpack("!i", head[1:])[0]
+        return head[:1], self._recv(size - 4)
+
+    @staticmethod
+    def _error(data):
+        fields = {}
+        for part in data.split(b"\0"):
+            if part:
+                fields[part[:1]] = part[1:].decode("utf-8", "replace")
+        return PgError("%s: %s" % (fields.get(b"S", "ERROR"),
+                                   fields.get(b"M", "?")),
+                       sqlstate=fields.get(b"C"))
+
+    def query(self, sql):
+        """The rows of the last result of sql (see the class)."""
+        if self.sock is None:
+            raise PgError("the connection is closed")
+        data = sql.encode("utf-8") + b"\0"
+        try:
+            self.sock.sendall(b"Q" + struct.pack("!i", len(data) + 4) + data)
+        except OSError as e:
+            self.close()
+            raise PgError("connection lost: %s" % e)
+        rows, error = [], None
+        while True:
+            kind, data = self._message()
+            if kind == b"T":
+                rows = []
+            elif kind == b"D":
+                n = struct.unpack("!h", data[:2])[0]
+                pos, row = 2, []
+                for _ in range(n):
+                    size = struct.unpack("!i", data[pos:pos + 4])[0]
+                    pos += 4
+                    if size < 0:
+                        row.append(None)
+                    else:
+                        row.append(data[pos:pos + size].decode("utf-8"))
+                        pos += size
+                rows.append(tuple(row))
+            elif kind == b"E":
+                error = self._error(data)
+            elif kind == b"Z":
+                self.status = data.decode()
+                break
+        if error is not None:
+            raise error
+        return rows
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.sendall(b"X" + struct.pack("!i", 4))
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _run(args):
@@ -396,6 +591,8 @@ def main(argv):
         try:
             if action == "uri":
                 print(cl.uri(*rest))
+            elif action == "createdb" and len(rest) == 1:
+                print(cl.ensure_database(rest[0]))
             elif action in ("start", "stop", "restart", "kill", "pause",
                             "resume", "destroy"):
                 getattr(cl, action)()
@@ -408,7 +605,7 @@ def main(argv):
     print(__doc__.split("\n\n")[0], file=sys.stderr)
     print("usage: pg.py run [--database NAME] -- CMD...\n"
           "       pg.py --dir DIR start|stop|restart|kill|pause|resume|"
-          "destroy|uri [NAME]", file=sys.stderr)
+          "destroy|uri [NAME]|createdb NAME", file=sys.stderr)
     return 2
 
 
