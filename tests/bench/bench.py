@@ -29,15 +29,18 @@ never as a figure. The targets printed at the end are information, never
 a failure; --junitxml has one testcase per row that passes when the row
 ran with correct answers.
 
-Environment: BENCH_SECONDS (per load; default keeps the run under 10
-minutes), BENCH_QUICK=1 (a very short run that checks the harness),
-BENCH_BACKENDS (registries to run the service rows on; "sqlite"),
-BENCH_SIZES (registry sizes), BENCH_DIR (scratch directory), BENCH_KEEP=1
+Environment: BENCH_SECONDS (per load; default keeps the run of one
+backend under 10 minutes), BENCH_QUICK=1 (a very short run that checks the
+harness), BENCH_BACKENDS (registries to run the service rows on, "sqlite"
+and/or "postgresql": a throwaway cluster of tests/lib/pg.py, fsync on;
+default "sqlite"), BENCH_SIZES (registry sizes), BENCH_DIR (scratch
+directory), BENCH_KEEP=1
 (keep it), BENCH_LOG_LEVEL (the workers' log_level, default warn: nginx
 already writes an access line for every request, ceilings included).
 """
 
 import argparse
+import calendar
 import datetime
 import json
 import math
@@ -58,6 +61,8 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 LUA = os.path.join(HERE, "bench.lua")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import pg  # noqa: E402
 
 CONNECTIONS = (1, 32)
 CGI_RUNS = 200
@@ -335,12 +340,142 @@ class SqliteBackend:
             if os.path.exists(base + suffix):
                 os.unlink(base + suffix)
 
+    def load(self, reg, path):
+        """Fills reg's new registry with the JSON lines in path."""
+        for args in (("init",), ("import", path)):
+            p = reg.admin(*args)
+            if p.returncode != 0:
+                raise BenchError("userreg %s failed (%d): %s" % (
+                    args[0], p.returncode, admin_error(p)))
 
-# A PostgreSQL backend (registry = postgresql://...) adds a class here
-# with the same three methods (fresh database per tag, dropped after) and
-# an entry below; BENCH_BACKENDS=sqlite,postgresql then runs every
-# service row, memory, size and CGI figure once per backend.
-BACKENDS = {"sqlite": SqliteBackend}
+
+class PostgresBackend:
+    """A database per registry in one throwaway PostgreSQL cluster
+    (tests/lib/pg.py: fsync and synchronous_commit on, on 127.0.0.1, in a
+    temp dir its server's account can reach wherever the checkout is),
+    started on first use; close() stops it by pid and removes it. The
+    pools reach it over TCP, as other hosts would."""
+
+    name = "postgresql"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.cluster = None
+
+    def _started(self):
+        if self.cluster is None:
+            cl = pg.Cluster()
+            try:
+                cl.start()
+            except pg.PgError as e:
+                cl.destroy()
+                raise BenchError("PostgreSQL: %s" % e)
+            self.cluster = cl
+        return self.cluster
+
+    def database(self, tag):
+        return "bench_" + re.sub(r"[^a-z0-9_]", "_", tag.lower())
+
+    def fresh(self, tag):
+        """The URI of a new, empty database named after tag."""
+        self.drop(tag)
+        try:
+            return self._started().create_database(self.database(tag),
+                                                   icu=False)
+        except pg.PgError as e:
+            raise BenchError("PostgreSQL: %s" % e)
+
+    def drop(self, tag):
+        if self.cluster is None or not self.cluster.running():
+            return
+        c = self.cluster.connect("postgres")
+        try:
+            c.query('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' %
+                    self.database(tag))
+        finally:
+            c.close()
+
+    # `userreg import` of N users into PostgreSQL takes time quadratic in
+    # N (each row's trigger updates the one users-count row again in the
+    # same transaction): 100,000 users take minutes, a million hours. The
+    # registry is made by `userreg init`, filled here by multi-row INSERTs
+    # with that trigger off, the counters set once, and then has to pass
+    # `userreg check`.
+    LOAD_BATCH = 1000
+
+    def load(self, reg, path):
+        """Fills reg's new registry with the JSON lines in path."""
+        p = reg.admin("init")
+        if p.returncode != 0:
+            raise BenchError("userreg init failed (%d): %s" % (
+                p.returncode, admin_error(p)))
+        c = self.cluster.connect(self.database(reg.tag))
+        try:
+            c.query("BEGIN; ALTER TABLE users DISABLE TRIGGER users_counted")
+            rows, n, top = [], 0, 0
+            with open(path) as f:
+                for line in f:
+                    u = json.loads(line)
+                    rows.append(pg_row(u))
+                    n += 1
+                    top = max(top, int(u["version"]))
+                    if len(rows) == self.LOAD_BATCH:
+                        c.query(PG_INSERT + ",".join(rows))
+                        rows = []
+            if rows:
+                c.query(PG_INSERT + ",".join(rows))
+            c.query("UPDATE meta SET v = %d WHERE k = 'users'; "
+                    "UPDATE meta SET v = %d WHERE k = 'revision'; "
+                    "ALTER TABLE users ENABLE TRIGGER users_counted; "
+                    "COMMIT; ANALYZE" % (n, top))
+        except pg.PgError as e:
+            raise BenchError("loading %s: %s" % (path, e))
+        finally:
+            c.close()
+        p = reg.admin("check")
+        if p.returncode != 0:
+            raise BenchError("userreg check of the loaded registry failed "
+                             "(%d): %s" % (p.returncode, admin_error(p)))
+
+    def close(self):
+        if self.cluster is not None:
+            self.cluster.destroy()
+            self.cluster = None
+
+
+PG_INSERT = ("INSERT INTO users (key, username, email, email_key, "
+             "display_name, roles, admin, version, created_at, updated_at) "
+             "VALUES ")
+
+
+def pg_literal(v):
+    if v is None:
+        return "NULL"
+    return "'%s'" % str(v).replace("'", "''")
+
+
+def pg_row(u):
+    """The users row of representation u, as registry_pg.c stores it:
+    lowercased key and email key, roles sorted and comma-joined, times in
+    seconds since the epoch."""
+    roles = sorted(u.get("roles", []))
+    email = u.get("email")
+
+    def secs(t):
+        return calendar.timegm(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ"))
+    return "(%s)" % ",".join([
+        pg_literal(u["username"].lower()), pg_literal(u["username"]),
+        pg_literal(email), pg_literal(email.lower() if email else None),
+        pg_literal(u.get("display_name")), pg_literal(",".join(roles)),
+        "true" if "admin" in roles else "false", str(int(u["version"])),
+        str(secs(u["created_at"])), str(secs(u["updated_at"]))])
+
+
+# Each backend hands out a fresh registry per tag and drops it after;
+# BENCH_BACKENDS="sqlite postgresql" runs every service row, memory, size
+# and CGI figure once per backend. A backend with a server of its own
+# stops it in close().
+BACKENDS = {"sqlite": SqliteBackend, "postgresql": PostgresBackend}
 
 
 class Registry:
@@ -369,15 +504,12 @@ class Registry:
         t0 = time.monotonic()
         n = write_users(path, names)
         t1 = time.monotonic()
-        for args in (("init",), ("import", path)):
-            p = self.admin(*args)
-            if p.returncode != 0:
-                os.unlink(path)
-                raise BenchError("userreg %s failed (%d): %s" % (
-                    args[0], p.returncode, admin_error(p)))
-        os.unlink(path)
+        try:
+            self.backend.load(self, path)
+        finally:
+            os.unlink(path)
         self.ctx.users[(self.backend.name, self.tag)] = n
-        log("%s %s: %d users written in %.1fs, imported in %.1fs" % (
+        log("%s %s: %d users written in %.1fs, loaded in %.1fs" % (
             self.backend.name, self.tag, n, t1 - t0,
             time.monotonic() - t1))
         return n
@@ -1182,8 +1314,12 @@ def main():
         results = []
         for name in backends:
             backend = BACKENDS[name](ctx)
-            rows, memory, cgi = run_rows(ctx, backend, ceil)
-            sizes, smem = run_sizes(ctx, backend)
+            try:
+                rows, memory, cgi = run_rows(ctx, backend, ceil)
+                sizes, smem = run_sizes(ctx, backend)
+            finally:
+                if hasattr(backend, "close"):
+                    backend.close()
             memory += smem
             b = {"backend": name, "rows": rows, "sizes": sizes,
                  "memory": memory, "cgi": cgi}
