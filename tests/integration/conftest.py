@@ -13,6 +13,14 @@ fronts (fronts.FRONTS): every test runs on the first, tests marked
 @pytest.mark.fronts(NAME, ...) on each of those names that --fronts
 lists (and are deselected, not skipped, when it lists none of them).
 
+Backends: the first front's registry decides what a run is about.
+"nginx-pool-pg" is nginx-pool on PostgreSQL, so `--fronts nginx-pool-pg`
+runs the whole suite again on that backend; its registries are schemas in
+one throwaway cluster (fronts.POSTGRES, tests/lib/pg.py) started on first
+use and stopped by pid at the end. Tests that take no srv (the fault,
+signal, regression and hostile-input tests) start SQLite rigs of their
+own: they run only when the first front is on SQLite.
+
 What the old home-made runner guaranteed still holds:
 - after every test, every running deployment is checked (pool master,
   nginx and each worker alive and the same, /healthz 200); on trouble it is
@@ -24,8 +32,10 @@ What the old home-made runner guaranteed still holds:
   test, or of the run when pytest stops early);
 - SIGTERM and SIGHUP stop the run as Ctrl-C does, and everything started
   is stopped on the way out;
-- the temp dir (registries, logs) is removed when everything passed, and
-  kept (and named) otherwise or with --keep;
+- the temp dir (registries, logs, the PostgreSQL cluster) is removed when
+  everything passed, and kept (and named) otherwise or with --keep;
+- a PostgreSQL cluster a test left stopped fails that test and is started
+  again;
 - the last line printed is "N passed, M failed".
 """
 
@@ -99,9 +109,11 @@ class Run:
                 if len(base) > 40:  # unix socket paths are limited to 107 bytes
                     base = "/tmp"
                 self.tmp = tempfile.mkdtemp(prefix="userreg-it-", dir=base)
-                # Fronts run processes as www-data or userreg: they pass
-                # through on the way to their own directories.
+                # Fronts run processes as www-data or userreg (and
+                # PostgreSQL as postgres): they pass through on the way to
+                # their own directories.
                 os.chmod(self.tmp, 0o711)
+                fronts.POSTGRES.place(self.tmp)
             main = auth is None and not config and not options
             label = kind if main else "%s-v%d" % (kind, next(self._variants))
             front = fronts.make(kind, label, os.path.join(self.tmp, label), self.binary,
@@ -145,6 +157,13 @@ class Run:
         """Checks every deployment; restarts those in trouble. Returns
         (trouble messages, log tails) for the report."""
         trouble, tails = [], []
+        cluster = fronts.POSTGRES.cluster
+        if cluster is not None and not cluster.running():
+            trouble.append("the PostgreSQL cluster was left stopped")
+            try:
+                cluster.start()
+            except Exception as e:  # noqa: B902 - reported with the trouble
+                tails.append("  starting PostgreSQL again failed: %s" % e)
         for front in self.running():
             since = before.get(id(front))
             t = front.log_tail(since)    # before check() adds its probe
@@ -222,6 +241,7 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     signal.signal(signal.SIGALRM, _alarm)
+    atexit.register(fronts.POSTGRES.stop, True)
     atexit.register(run.stop)
 
 
@@ -247,11 +267,19 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselects the tests of fronts --fronts does not list."""
+    """Deselects the tests of fronts --fronts does not list, and the tests
+    without srv (SQLite rigs of their own) when the first front is not on
+    SQLite."""
+    run = config.stash[RUN]
+    rigs_too = fronts.FRONTS[run.fronts[0]][0].BACKEND == "sqlite"
     keep, drop = [], []
     for item in items:
         spec = getattr(item, "callspec", None)
-        (drop if spec is not None and spec.params.get("srv") == NO_FRONT else keep).append(item)
+        if spec is not None and "srv" in spec.params:
+            off = spec.params["srv"] == NO_FRONT
+        else:
+            off = not rigs_too and "srv" not in getattr(item, "fixturenames", ())
+        (drop if off else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -365,8 +393,10 @@ def pytest_unconfigure(config):
     run.stop()
     _active.remove(run)
     passed, failed = run.tally()
+    keep = run.keep or failed or run.stopped_problems
+    fronts.POSTGRES.stop(keep=bool(keep))
     if run.tmp:
-        if run.keep or failed or run.stopped_problems:
+        if keep:
             sys.stdout.write("(logs and registries kept in %s)\n" % run.tmp)
         else:
             shutil.rmtree(run.tmp, ignore_errors=True)

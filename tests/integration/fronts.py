@@ -12,6 +12,9 @@ others only on the first.
     nginx-pool            userreg.fcgi --listen unix:SOCK --workers N behind
                           nginx (deploy/render-nginx.sh)
     nginx-pool-api        the same under base_path /api/
+    nginx-pool-pg         nginx-pool on a PostgreSQL registry: a schema of
+                          its own (search_path in the URI's options) in the
+                          run's one throwaway cluster (tests/lib/pg.py)
     apache-proxy-fcgi     the pool with --socket-group www-data behind
                           Apache's mod_proxy_fcgi (deploy/apache-site.conf,
                           conf/apache-userreg.conf; deploy/render-apache.sh)
@@ -35,6 +38,11 @@ it documents, and register it:
 register(name, **config) may be applied more than once to a class; each
 name then adds those userreg.conf keys to every deployment of it (e.g.
 "nginx-pool-api" is NginxPool under base_path /api/).
+
+A front's registry is a SQLite file of its own unless the class (or the
+config) says otherwise; backend tells which ("sqlite" or "postgresql").
+Every PostgreSQL registry of a run lives in POSTGRES: one cluster started
+on first use, one database, a schema per registry (POSTGRES.registry).
 """
 
 import base64
@@ -49,6 +57,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -59,6 +68,7 @@ CONTRACT = os.path.join(ROOT, "tests", "contract")
 for _p in (LIB, CONTRACT):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+import pg  # noqa: E402
 import stack  # noqa: E402
 
 DEPLOY = os.path.join(ROOT, "deploy")
@@ -76,6 +86,12 @@ WEB_USER = "www-data"       # Apache's children, and the socket group
 SITE_UID = 62000            # the first uid tried for the shared-hosting site user
 
 FRONTS = {}     # name -> (class, userreg.conf keys it adds)
+
+PG_DATABASE = "userreg_it"
+# Every pool keeps a connection per worker, and variants stay up for the
+# whole run: room for a few dozen pools, the admin tool and the tests.
+PG_SETTINGS = {"max_connections": 300}
+PG_URI_SCHEMA = re.compile(r"[?&]options=-csearch_path%3D([a-z0-9_]+)(?:&|\Z)")
 
 
 def register(name, **config):
@@ -100,6 +116,76 @@ def make(kind, label, dir, binary, workers, config, auth=None, options=None):
 
 class FrontError(Exception):
     """A front cannot do what was asked (start, or a pool operation)."""
+
+
+def backend_of(registry):
+    """"postgresql" for a postgresql:// (or postgres://) URI, else "sqlite"."""
+    return "postgresql" if str(registry).startswith(("postgresql://", "postgres://")) \
+        else "sqlite"
+
+
+class Postgres:
+    """The throwaway PostgreSQL cluster (tests/lib/pg.py) of a test run:
+    database PG_DATABASE (an ICU collation, so that its order is not byte
+    order), a schema per registry. Started on first use, in a directory
+    below the one place() names (else a temp dir of its own); stop() ends
+    it by pid. cluster is the pg.Cluster, to stop and start it under load."""
+
+    def __init__(self):
+        self.cluster = None
+        self.parent = None
+        self._lock = threading.Lock()
+
+    def place(self, parent):
+        """The directory the cluster's own goes into once it starts."""
+        self.parent = parent
+
+    def start(self):
+        with self._lock:
+            if self.cluster is None:
+                d = tempfile.mkdtemp(prefix="postgresql-", dir=self.parent)
+                cl = pg.Cluster(d, settings=PG_SETTINGS)
+                try:
+                    cl.start()
+                    cl.create_database(PG_DATABASE)
+                except pg.PgError as e:
+                    cl.destroy()
+                    raise FrontError("PostgreSQL for the PostgreSQL fronts: %s" % e)
+                self.cluster = cl
+            return self.cluster
+
+    def running(self):
+        return self.cluster is not None and self.cluster.running()
+
+    def registry(self, name):
+        """The URI of a registry named name (its schema, made if missing:
+        empty until a pool or `userreg init` creates the tables)."""
+        schema = "r_" + re.sub(r"[^a-z0-9_]", "_", name.lower())[:60]
+        try:
+            return self.start().create_schema(PG_DATABASE, schema)
+        except pg.PgError as e:
+            raise FrontError("creating schema %s: %s" % (schema, e))
+
+    def connect(self, uri, timeout=30.0):
+        """A pg.Connection to the registry of uri (one of registry's)."""
+        m = PG_URI_SCHEMA.search(uri)
+        if m is None:
+            raise FrontError("%s names no schema of this run" % uri)
+        return self.start().connect(PG_DATABASE, schema=m.group(1), timeout=timeout)
+
+    def stop(self, keep=False):
+        """Stops the server; removes its directory unless keep."""
+        with self._lock:
+            cl, self.cluster = self.cluster, None
+        if cl is None:
+            return
+        if keep:
+            cl.stop()
+        else:
+            cl.destroy()
+
+
+POSTGRES = Postgres()
 
 
 # ------------------------------------------------------------- processes
@@ -215,14 +301,16 @@ class Front:
     "basic" (the front checks credentials on every request) or "signup"
     (a POST without credentials passes anonymous, everything else needs
     them; the deploy files' access = self example); options front-specific
-    settings: metrics_from (the addresses allowed to read /metrics).
+    settings: metrics_from (the addresses allowed to read /metrics); any
+    other key only tells deployments apart (two hosts on one registry).
 
     A subclass sets, once started: port, and implements start, stop,
     snapshot, check, log_tail and healthy. Attributes every front has:
     label, dir, binary, workers, config, auth, options, base, registry
-    (the SQLite file), conf_path (its userreg.conf), port, direct_port
-    (where the front server itself listens: port but behind a proxy),
-    access_log and worker_log (paths, or None where there is none).
+    (a SQLite file, or a postgresql:// URI), backend ("sqlite" or
+    "postgresql", after registry), conf_path (its userreg.conf), port,
+    direct_port (where the front server itself listens: port but behind a
+    proxy), access_log and worker_log (paths, or None where there is none).
 
     Fronts with a worker pool of their own set has_pool and implement
     pool, signal_pool, wait_pool, start_pool and worker_pids; on the
@@ -231,6 +319,7 @@ class Front:
     """
 
     has_pool = False
+    BACKEND = "sqlite"  # the backend of the registry a deployment gets by default
     port = None     # the TCP port on 127.0.0.1, once started
     access_log = None
     worker_log = None
@@ -254,6 +343,10 @@ class Front:
 
     def default_registry(self):
         return os.path.join(self.dir, "users.db")
+
+    @property
+    def backend(self):
+        return backend_of(self.registry)
 
     @property
     def direct_port(self):
@@ -899,6 +992,18 @@ class NginxPool(Composite):
         self.entry = self.nginx
         self.access_log = self.nginx.access_log
         self.worker_log = self.pool_part.log
+
+
+@register("nginx-pool-pg")
+class NginxPoolPg(NginxPool):
+    """nginx-pool on a PostgreSQL registry: a schema named after the
+    deployment in POSTGRES (registry = postgresql://...?options=
+    -csearch_path%3DSCHEMA). The pool's master creates the tables."""
+
+    BACKEND = "postgresql"
+
+    def default_registry(self):
+        return POSTGRES.registry(self.label)
 
 
 @register("apache-proxy-fcgi")

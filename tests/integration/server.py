@@ -12,8 +12,17 @@ Paths without a leading "/" are relative to the front's base path
 bytes, go on the wire verbatim. Server offers request/get/head/post/put/
 patch/delete/options/raw, unique, unique_email, create, representation,
 problem, concurrently, cgi, variant, pool_down, signal_pool/wait_pool/
-start_pool, registry (the SQLite file), worker_pids, direct, and the
-attributes base, port, dir, conf_path, config, auth, binary, pool, front.
+start_pool, registry (a SQLite file or a postgresql:// URI), backend
+("sqlite" or "postgresql"), hold_write_lock, sql, new_registry,
+worker_pids, direct, and the attributes base, port, dir, conf_path,
+config, auth, binary, pool, front.
+
+What a test asks of the registry itself goes through the Server, so that
+it runs on either backend: `with srv.hold_write_lock():` holds the lock
+every write takes (SQLite: BEGIN EXCLUSIVE on the file; PostgreSQL: the
+revision row FOR UPDATE) in a session of its own; srv.sql(statement)
+runs one statement and returns the rows it reads (the tables and columns
+are the same on both backends).
 
 Behind a checking proxy (the "prism" front) every answer is vetted by the
 front and a violation fails the test; srv.direct is the same server
@@ -29,14 +38,18 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 
-LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib")
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
+HERE = os.path.dirname(os.path.abspath(__file__))
+LIB = os.path.join(os.path.dirname(HERE), "lib")
+for _p in (LIB, HERE):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+import fronts  # noqa: E402
 import stack  # noqa: E402
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -210,6 +223,11 @@ class Server:
         return self.front.registry
 
     @property
+    def backend(self):
+        """"sqlite" or "postgresql": what registry is."""
+        return getattr(self.front, "backend", "sqlite")
+
+    @property
     def config(self):
         return self.front.config
 
@@ -268,6 +286,63 @@ class Server:
     def healthy(self):
         """True if GET {base}healthz answers 200 now."""
         return self.front.healthy()
+
+    # -- the registry itself, on either backend
+
+    def _connect(self, registry, timeout):
+        if fronts.backend_of(registry) == "postgresql":
+            return fronts.POSTGRES.connect(registry, timeout=timeout)
+        return sqlite3.connect(registry, timeout=timeout, isolation_level=None)
+
+    @contextlib.contextmanager
+    def hold_write_lock(self, timeout=10.0):
+        """with srv.hold_write_lock(): the block runs while another session
+        holds the registry's write lock, as a writer that is slow to commit
+        would: SQLite's BEGIN EXCLUSIVE on the file, or on PostgreSQL the
+        revision row every write locks first (SELECT ... FOR UPDATE). The
+        lock is released (rolled back) on leaving; waiting for it longer
+        than timeout seconds fails."""
+        db = self._connect(self.registry, timeout)
+        try:
+            if self.backend == "postgresql":
+                db.query("BEGIN; SELECT v FROM meta WHERE k = 'revision' FOR UPDATE")
+                assert db.status == "T", "no transaction holds the lock: %r" % db.status
+            else:
+                db.execute("BEGIN EXCLUSIVE")
+            yield
+            if self.backend == "postgresql":
+                db.query("ROLLBACK")
+            else:
+                db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+    def sql(self, statement, registry=None):
+        """Runs statement (one, no parameters; a write is committed at
+        once) on the registry (srv's, or registry) and returns the rows it
+        reads as tuples of str (None for NULL)."""
+        db = self._connect(registry or self.registry, 10.0)
+        try:
+            if hasattr(db, "query"):
+                return db.query(statement)
+            return [tuple(None if v is None else str(v) for v in row)
+                    for row in db.execute(statement).fetchall()]
+        finally:
+            db.close()
+
+    def new_registry(self, name, backend=None):
+        """The location of a new, empty registry of backend (default srv's)
+        that no one uses yet: a path in a scratch directory below dir (no
+        file yet), or a schema of its own (no tables yet). `userreg -r
+        LOCATION init` makes it."""
+        backend = backend or self.backend
+        name = "%s-%s%d" % (re.sub(r"[^a-z0-9_-]", "", name.lower()) or "reg",
+                            self.run.run_id, self.run.next_id())
+        if backend == "postgresql":
+            return fronts.POSTGRES.registry(name)
+        d = os.path.join(self.dir, "registries")
+        os.makedirs(d, exist_ok=True)
+        return os.path.join(d, name + ".db")
 
     # -- client
 
