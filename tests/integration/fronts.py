@@ -83,6 +83,7 @@ START_TIMEOUT = stack.START_TIMEOUT
 STOP_TIMEOUT = stack.STOP_TIMEOUT
 PROBE_USER = stack.PROBE_USER
 WEB_USER = "www-data"       # Apache's children, and the socket group
+RUN_AS = "userreg"          # the system user deploy/spawn-fcgi.sh runs the pool as
 SITE_UID = 62000            # the first uid tried for the shared-hosting site user
 
 FRONTS = {}     # name -> (class, userreg.conf keys it adds)
@@ -534,9 +535,14 @@ class SpawnFcgiPool(Part):
         return [("spawn-fcgi.sh", self.script_log), ("worker log", self.log)]
 
     def start(self, timeout=START_TIMEOUT):
+        had_user, had_group = account_exists(RUN_AS), group_exists(RUN_AS)
         r = run_script(["sh", SPAWN_FCGI], env=self.env())
         with open(self.script_log, "a") as f:
             f.write(r.stdout + r.stderr)
+        if not had_user and account_exists(RUN_AS):
+            SpawnFcgiNginx.made_user = True
+            SpawnFcgiNginx.made_group = SpawnFcgiNginx.made_group or (
+                not had_group and group_exists(RUN_AS))
         if r.returncode != 0:
             raise FrontError("%s: spawn-fcgi.sh exited with status %d: %s"
                              % (self.front.label, r.returncode, r.stderr.strip()))
@@ -554,6 +560,40 @@ class SpawnFcgiPool(Part):
                 return
             time.sleep(0.02)
         raise FrontError("%s: no socket %s within %.0fs" % (self.front.label, self.sock, timeout))
+
+
+def account_exists(name):
+    import pwd
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def group_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def remove_account(name, group):
+    """userdel name (and groupdel its group when group is true and userdel
+    left it); returns problems."""
+    problems = []
+    if account_exists(name):
+        r = run_script(["userdel", name])
+        if r.returncode != 0 or account_exists(name):
+            problems.append("userdel %s failed (%d): %s" % (name, r.returncode,
+                                                            (r.stdout + r.stderr).strip()))
+    if group and group_exists(name):
+        r = run_script(["groupdel", name])
+        if r.returncode != 0 or group_exists(name):
+            problems.append("groupdel %s failed (%d): %s" % (name, r.returncode,
+                                                             (r.stdout + r.stderr).strip()))
+    return problems
 
 
 def render_units(front, sbindir, sysconfdir, localstatedir, run_dir):
@@ -1154,9 +1194,15 @@ def uncomment_auth(text):
 @register("spawn-fcgi-nginx")
 class SpawnFcgiNginx(Composite):
     """deploy/spawn-fcgi.sh (the supervised pool on fd 0, as the userreg
-    system user, logging to a file) behind nginx."""
+    system user, logging to a file) behind nginx. The script creates that
+    user (and its group) when missing; once the last deployment of this
+    front stops for good, what the script made is removed again, so that
+    a later run, or the package test, finds the machine as it was."""
 
     has_pool = True
+    made_user = False       # the script made the user (and group) in this run
+    made_group = False
+    _up = set()             # deployments started and not stopped
 
     def __init__(self, label, dir, binary, workers, config, auth=None, options=None):
         super().__init__(label, dir, binary, workers, config, auth, options)
@@ -1170,6 +1216,24 @@ class SpawnFcgiNginx(Composite):
 
     def default_registry(self):
         return os.path.join(self.dir, "state", "users.db")
+
+    def start(self):
+        SpawnFcgiNginx._up.add(id(self))
+        super().start()
+
+    def stop(self):
+        problems = super().stop()
+        SpawnFcgiNginx._up.discard(id(self))
+        if SpawnFcgiNginx.made_user and not SpawnFcgiNginx._up:
+            problems += remove_account(RUN_AS, SpawnFcgiNginx.made_group)
+            SpawnFcgiNginx.made_user = SpawnFcgiNginx.made_group = False
+        return problems
+
+    def restart(self):
+        # The user stays: the registry's files are its own.
+        problems = Composite.stop(self)
+        self.start()
+        return problems
 
 
 @register("systemd-socket-nginx")
