@@ -5,7 +5,6 @@ conftest.py) on the first front; test_contract.py holds what runs on
 every front."""
 
 import random
-import sqlite3
 import threading
 import time
 
@@ -720,23 +719,20 @@ def test_sigterm_lets_in_flight_request_finish(srv):
     name = srv.unique("inflight")
     got = {}
     # Hold the registry's write lock so the POST waits inside a worker.
-    lock = sqlite3.connect(srv.registry, timeout=5, isolation_level=None)
     try:
-        lock.execute("BEGIN EXCLUSIVE")
-        t = threading.Thread(target=lambda: got.setdefault(
-            "r", srv.post("users", {"username": name}, timeout=20)), daemon=True)
-        t.start()
-        time.sleep(1.0)
-        assert t.is_alive(), "the POST did not wait for the lock: %r" % got
-        srv.signal_pool()
-        time.sleep(0.3)
-        lock.execute("ROLLBACK")
+        with srv.hold_write_lock():
+            t = threading.Thread(target=lambda: got.setdefault(
+                "r", srv.post("users", {"username": name}, timeout=20)), daemon=True)
+            t.start()
+            time.sleep(1.0)
+            assert t.is_alive(), "the POST did not wait for the lock: %r" % got
+            srv.signal_pool()
+            time.sleep(0.3)
         t.join(20)
         assert not t.is_alive(), "the in-flight POST never finished"
         rc = srv.wait_pool()
         assert rc == 0, "pool exit status on SIGTERM: %r" % rc
     finally:
-        lock.close()
         if srv.pool.poll() is None:
             srv.wait_pool()
         if srv.pool.poll() is not None:

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import re
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -755,11 +754,8 @@ def test_idempotency_second_request_waits_for_the_first_and_replays(srv):
     name = srv.unique("wait")
     body = compact({"username": name})
     other = compact({"username": srv.unique("wait2")})
-    db = sqlite3.connect(srv.registry, timeout=10, isolation_level=None)
-    try:
-        db.execute("BEGIN EXCLUSIVE")
-        results = {}
-
+    results = {}
+    with srv.hold_write_lock():
         def send(tag, b):
             results[tag] = idem_post(srv, key, b, timeout=30)
         threads = [threading.Thread(target=send, args=("first", body))]
@@ -769,9 +765,6 @@ def test_idempotency_second_request_waits_for_the_first_and_replays(srv):
         threads[1].start()
         time.sleep(0.3)
         assert not results, "answered while the lock was held: %r" % results
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
     for t in threads:
         t.join(30)
     first, second = results["first"], results["second"]
