@@ -9,7 +9,10 @@ writes imports into an empty registry that check then accepts; a backup
 taken during the writes is a registry check accepts; import refuses a bad
 file whole, naming every bad line; the revision counter survives export
 and import, so no version is ever issued twice; migrate copies the live
-registry into an empty one, and only into an empty one.
+registry into an empty one of the other backend and back, and only into
+an empty one. The same on either backend (nginx-pool, nginx-pool-pg):
+scratch registries are srv.new_registry()'s, of srv's backend; backup
+copies SQLite files only, and is refused on PostgreSQL.
 """
 
 import contextlib
@@ -98,6 +101,16 @@ def get_user(srv, name):
 def scratch_dir(srv):
     d = tempfile.mkdtemp(prefix="admin-", dir=srv.dir)
     return d
+
+
+def registry_made(srv, location):
+    """True once something made the registry at location (a file there,
+    or tables in its schema)."""
+    if location.startswith("postgresql://"):
+        n = srv.sql("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()",
+                    registry=location)
+        return n[0][0] != "0"
+    return os.path.exists(location)
 
 
 def read_lines(path):
@@ -266,14 +279,13 @@ def test_options_in_any_position_and_from_the_environment(srv):
 
 
 def test_only_init_creates_a_registry(srv):
-    d = scratch_dir(srv)
-    path = os.path.join(d, "new.db")
+    path = srv.new_registry("new")
     for cmd in (("list",), ("show", "x"), ("check",), ("add", "x"), ("export",)):
         p = exits(admin(srv, "-r", path, *cmd, conf=False), 1)
         assert "cannot open the registry" in p.stderr and "userreg init" in p.stderr, p.stderr
-        assert not os.path.exists(path), "%s created the registry" % (cmd,)
+        assert not registry_made(srv, path), "%s created the registry" % (cmd,)
     ok(admin(srv, "-r", path, "init", conf=False))
-    assert os.path.exists(path)
+    assert registry_made(srv, path)
     ok(admin(srv, "-r", path, "init", conf=False))     # again: nothing to do
     p = ok(admin(srv, "-r", path, "check", conf=False))
     assert p.stdout == "ok: 0 users, revision 0, 0 idempotency records\n", p.stdout
@@ -491,7 +503,7 @@ def test_export_during_writes_imports_into_an_empty_registry(srv):
     check_export(piped.stdout.splitlines(), "export to stdout")
     # The last file into an empty registry: the same users, the same revision.
     path = os.path.join(d, "dump3.jsonl")
-    copy = os.path.join(d, "copy.db")
+    copy = srv.new_registry("copy")
     ok(admin(srv, "-r", copy, "init", conf=False))
     p = ok(admin(srv, "-r", copy, "import", path, conf=False))
     n = len(read_lines(path)) - 1
@@ -502,7 +514,7 @@ def test_export_during_writes_imports_into_an_empty_registry(srv):
     with open(path, encoding="utf-8") as f:
         assert again.stdout == f.read(), "the copy exports other bytes"
     # From standard input too, into another empty registry.
-    copy2 = os.path.join(d, "copy2.db")
+    copy2 = srv.new_registry("copy2")
     ok(admin(srv, "-r", copy2, "init", conf=False))
     with open(path, encoding="utf-8") as f:
         ok(admin(srv, "-r", copy2, "import", "-", conf=False, stdin=f.read()))
@@ -618,27 +630,28 @@ def test_check_accepts_the_live_registry_while_it_is_written(srv):
 
 
 def test_check_reports_a_broken_registry(srv):
-    d = scratch_dir(srv)
-    path = os.path.join(d, "broken.db")
+    path = srv.new_registry("broken")
     ok(admin(srv, "-r", path, "init", conf=False))
     for n in ("x", "y"):
         ok(admin(srv, "-r", path, "add", n, conf=False))
-    import sqlite3
-    db = sqlite3.connect(path)
-    db.execute("UPDATE users SET version = 40 WHERE key = 'y'")
-    db.execute("UPDATE meta SET v = 5 WHERE k = 'users'")
-    db.execute("INSERT INTO idempotency VALUES ('', 'k', ?, 201, ?, 0)",
-               ("f" * 64, b"garbage without a blank line"))
-    db.commit()
-    db.close()
+    blob = "bytea" if srv.backend == "postgresql" else "BLOB"
+    for statement in (
+            "UPDATE users SET version = 40 WHERE key = 'y'",
+            "UPDATE meta SET v = 5 WHERE k = 'users'",
+            "INSERT INTO idempotency VALUES ('', 'k', '%s', 201, "
+            "CAST('garbage without a blank line' AS %s), 0)" % ("f" * 64, blob)):
+        srv.sql(statement, registry=path)
     p = exits(admin(srv, "-r", path, "check", conf=False), 1)
     assert "user 'y': version 40 is above the revision counter 2" in p.stderr, p.stderr
     assert "the users count says 5, 2 users are listed" in p.stderr, p.stderr
     assert "stored answer is malformed" in p.stderr, p.stderr
+    # Each fault once, then how many.
     assert "3 faults found" in p.stderr, p.stderr
+    assert len(p.stderr.splitlines()) == 4, p.stderr
     assert p.stdout == ""
 
 
+@pytest.mark.fronts("nginx-pool")
 def test_backup_during_writes_is_a_registry_check_accepts(srv):
     d = scratch_dir(srv)
     with write_load(srv) as load:
@@ -666,18 +679,34 @@ def test_backup_during_writes_is_a_registry_check_accepts(srv):
     assert counts == sorted(counts) and counts[0] < counts[-1], counts
 
 
-def test_migrate_during_writes_copies_into_an_empty_registry_only(srv):
+@pytest.mark.fronts("nginx-pool-pg")
+def test_backup_of_a_postgresql_registry_is_refused(srv):
+    """PostgreSQL's own tools back it up; the tool says so and writes nothing."""
     d = scratch_dir(srv)
-    to = os.path.join(d, "to.db")
+    path = os.path.join(d, "backup.db")
+    p = exits(admin(srv, "backup", path), 1)
+    assert "pg_dump" in p.stderr, p.stderr
+    assert os.listdir(d) == [], os.listdir(d)
+
+
+MIGRATED_RE = re.compile(
+    r"migrated (\d+) users and (\d+) idempotency records?; revision (\d+)\n\Z")
+
+
+def test_migrate_during_writes_copies_into_an_empty_registry_only(srv):
+    # The live registry into an empty one of the other backend while it is
+    # written, and from there back into an empty one of its own backend:
+    # SQLite to PostgreSQL and back, or the other way round.
+    other = "sqlite" if srv.backend == "postgresql" else "postgresql"
+    to = srv.new_registry("to", backend=other)
     # The target is never created by migrate: init makes it.
     p = exits(admin(srv, "migrate", srv.registry, to, conf=False), 1)
     assert "cannot open the target registry" in p.stderr, p.stderr
-    assert not os.path.exists(to)
+    assert not registry_made(srv, to)
     ok(admin(srv, "-r", to, "init", conf=False))
     with write_load(srv):
         p = ok(admin(srv, "migrate", srv.registry, to))
-        m = re.match(r"migrated (\d+) users and (\d+) idempotency records?; revision (\d+)\n\Z",
-                     p.stdout)
+        m = MIGRATED_RE.match(p.stdout)
         assert m, p.stdout
         c = ok(admin(srv, "-r", to, "check", conf=False))
         assert c.stdout.startswith("ok: %s users, revision %s, %s idempotency record" % (
@@ -699,3 +728,17 @@ def test_migrate_during_writes_copies_into_an_empty_registry_only(srv):
         assert ok(admin(srv, "-r", to, "export", conf=False)).stdout == copy
     p = exits(admin(srv, "migrate", srv.registry, srv.registry), 2)
     assert "same registry" in p.stderr, p.stderr
+    # And back into a new registry of srv's backend: the same users at the
+    # same versions and times, the same revision, byte for byte.
+    back = srv.new_registry("back")
+    ok(admin(srv, "-r", back, "init", conf=False))
+    p = ok(admin(srv, "migrate", to, back, conf=False))
+    assert MIGRATED_RE.match(p.stdout).groups() == m.groups(), (p.stdout, m.groups())
+    assert ok(admin(srv, "-r", back, "export", conf=False)).stdout == copy
+    c = ok(admin(srv, "-r", back, "check", conf=False))
+    assert c.stdout.startswith("ok: %s users, revision %s," % (m.group(1), m.group(3))), c.stdout
+    # The next write there gets the version after the revision it kept.
+    made = one_user(ok(admin(srv, "-r", back, "add", srv.unique("after"), conf=False)))[1]
+    assert int(made["version"]) == int(m.group(3)) + 1, (made, m.groups())
+    p = exits(admin(srv, "migrate", to, back, conf=False), 3)
+    assert "not empty" in p.stderr, p.stderr
