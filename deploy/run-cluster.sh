@@ -1,0 +1,190 @@
+#!/bin/sh
+# run-cluster.sh: two web hosts on one PostgreSQL registry, for
+# `make run-cluster`: a PostgreSQL server (tests/lib/pg.py, its data in
+# var/cluster/postgresql), and two nginx + pool pairs on 127.0.0.1:$PORT
+# and 127.0.0.1:$PORT2, each pool of $WORKERS workers, both on database
+# "userreg" of that server (docs/scale-out.md). Everything runs in the
+# foreground; Ctrl-C or SIGTERM stops nginx, the pools and PostgreSQL, by
+# pid, and exits 0. The registry stays in var/cluster (or $CLUSTER_DIR)
+# for the next run.
+set -u
+
+PORT=${PORT:-8080}
+PORT2=${PORT2:-8081}
+WORKERS=${WORKERS:-4}
+BUILD=${BUILD:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+state=${CLUSTER_DIR:-var/cluster}
+
+die() {
+	echo "run-cluster.sh: $*" >&2
+	exit 1
+}
+
+for v in "PORT=$PORT" "PORT2=$PORT2" "WORKERS=$WORKERS"; do
+	case ${v#*=} in '' | *[!0-9]*) die "${v%%=*} must be a number, not '${v#*=}'" ;; esac
+done
+[ "$PORT" != "$PORT2" ] || die "PORT and PORT2 are both $PORT: the hosts need a port each"
+bin=$BUILD/userreg.fcgi
+[ -x "$bin" ] || die "$bin is missing: run make"
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$nginx" ] || die "nginx is missing: apt-get install nginx-light"
+command -v setsid >/dev/null 2>&1 || die "setsid is missing: apt-get install util-linux"
+
+# A taken port is the usual failure: say so before starting anything.
+for p in "$PORT" "$PORT2"; do
+	if ! python3 - "$p" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.listen(1)
+except (OSError, OverflowError, ValueError):
+    sys.exit(1)
+EOF
+	then
+		die "port $p on 127.0.0.1 is taken (or invalid); try PORT=9080 PORT2=9081 make run-cluster"
+	fi
+done
+
+shown=$state
+mkdir -p "$state/postgresql" "$state/a/nginx" "$state/b/nginx" ||
+    die "cannot create $state/"
+state=$(cd "$state" && pwd)
+
+# The PostgreSQL server of the cluster (tests/lib/pg.py, by pid).
+pg() {
+	python3 tests/lib/pg.py --dir "$state/postgresql" "$@"
+}
+
+fronts=""      # the nginx of each host
+pools=""       # the pool of each host
+pg_started=""
+
+# Waits up to 15 s for pid, a signalled child, to exit; then kills it.
+reap() {
+	i=0
+	while [ $i -lt 150 ] && kill -0 "$1" 2>/dev/null; do
+		# An exited child stays a zombie until wait: that counts as gone.
+		case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) in Z*) break ;; esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if [ $i -ge 150 ]; then
+		echo "run-cluster.sh: pid $1 did not stop; killed" >&2
+		kill -KILL "$1" 2>/dev/null
+	fi
+	wait "$1" 2>/dev/null
+}
+
+# SIGTERM to each of its pids, then waits for them.
+stop_all() {
+	for pid in "$@"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "$@"; do
+		reap "$pid"
+	done
+}
+
+# The postmaster's pid while it runs (its pid file names it), else nothing.
+pg_pid() {
+	pid=$(head -n 1 "$state/postgresql/data/postmaster.pid" 2>/dev/null)
+	case $pid in '' | *[!0-9]*) return ;; esac
+	kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+# nginx first (no new requests), then the pools (requests in flight
+# finish), then PostgreSQL (fast shutdown, by the pid in its pid file).
+stop() {
+	trap '' INT TERM HUP
+	# shellcheck disable=SC2086
+	stop_all $fronts
+	# shellcheck disable=SC2086
+	stop_all $pools
+	[ -n "$pg_started" ] && pg stop
+	rm -f "$state/a/userreg.sock" "$state/b/userreg.sock"
+	echo "userreg cluster: stopped" >&2
+	exit "$1"
+}
+trap 'stop 0' INT TERM HUP
+
+# PostgreSQL: initdb on the first run, on a port it keeps; database userreg.
+pg_started=yes
+pg start || { echo "run-cluster.sh: see $shown/postgresql/server.log" >&2; stop 1; }
+uri=$(pg createdb userreg) || stop 1
+
+# Each host: its config, its pool (in a session of its own, so that
+# Ctrl-C reaches this script only and everything stops in order), nginx.
+start_host() { # NAME PORT
+	dir=$state/$1
+	sock=$dir/userreg.sock
+	[ ${#sock} -lt 108 ] || { echo "run-cluster.sh: socket path $sock is too long" >&2; stop 1; }
+	printf '# written by deploy/run-cluster.sh: host %s\nregistry = %s\n' "$1" "$uri" \
+	    > "$dir/userreg.conf"
+	rm -f "$sock"
+	setsid "$bin" --listen "unix:$sock" --workers "$WORKERS" -c "$dir/userreg.conf" \
+	    >> "$dir/pool.log" 2>&1 &
+	pool=$!
+	pools="$pools $pool"
+	i=0
+	while [ ! -S "$sock" ]; do
+		if ! kill -0 "$pool" 2>/dev/null || [ $i -ge 100 ]; then
+			echo "run-cluster.sh: the pool of host $1 did not come up:" >&2
+			tail -n 5 "$dir/pool.log" >&2
+			stop 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sh deploy/render-nginx.sh / "unix:$sock" "$2" "$dir/nginx" > "$dir/nginx/nginx.conf" ||
+	    stop 1
+	setsid "$nginx" -e "$dir/nginx/error.log" -c "$dir/nginx/nginx.conf" \
+	    > "$dir/nginx/stderr.log" 2>&1 &
+	fronts="$fronts $!"
+}
+start_host a "$PORT"
+start_host b "$PORT2"
+
+for p in "$PORT" "$PORT2"; do
+	i=0
+	until curl -fsS -o /dev/null "http://127.0.0.1:$p/healthz" 2>/dev/null; do
+		if [ $i -ge 150 ]; then
+			echo "run-cluster.sh: no answer on 127.0.0.1:$p:" >&2
+			tail -n 3 "$state"/*/nginx/error.log "$state"/*/pool.log >&2
+			stop 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+done
+
+a=http://127.0.0.1:$PORT
+b=http://127.0.0.1:$PORT2
+cat <<EOF
+userreg cluster: host A on $a/, host B on $b/ ($WORKERS workers each),
+one registry: $uri
+  curl -i -H 'Content-Type: application/json' -d '{"username":"alice"}' $a/users
+  curl -i $b/users/alice      # the same user, from host B
+  curl -i -H 'Content-Type: application/json' -d '{"username":"Alice"}' $b/users
+                              # 409 user-exists, whichever host you ask
+Logs: $shown/{a,b}/pool.log, $shown/{a,b}/nginx/, $shown/postgresql/server.log.
+Ctrl-C stops everything.
+EOF
+
+# Until Ctrl-C, or until a process ends by itself.
+while :; do
+	for pid in $fronts $pools; do
+		if ! kill -0 "$pid" 2>/dev/null ||
+		    case $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) in Z*) true ;; *) false ;; esac; then
+			echo "run-cluster.sh: process $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)) ended" >&2
+			tail -n 3 "$state"/*/nginx/error.log "$state"/*/pool.log >&2
+			stop 1
+		fi
+	done
+	[ -n "$(pg_pid)" ] || { echo "run-cluster.sh: PostgreSQL ended" >&2; stop 1; }
+	sleep 1 &
+	wait $! 2>/dev/null
+done
