@@ -1,7 +1,15 @@
-# pg.mk: the PostgreSQL backend's unit suite, against a throwaway server.
+# pg.mk: the PostgreSQL backend's unit suite, against a throwaway server,
+# and the integration suite on a PostgreSQL registry.
 # make test-pg    build $(BUILD)/unit-pg-tests and run it against a cluster
 #                 that tests/lib/pg.py starts in a temp dir and removes
 # check-pg        (make check) the same, JUnit report in $(RESULTS)/pg.xml
+# make integration-pg
+#                 tests/integration on the front nginx-pool-pg: every test
+#                 that takes srv (those of SQLite files excepted) on a pool
+#                 whose registry is a schema in a throwaway cluster, and
+#                 test_twohost.py (two nginx + pool pairs, one registry)
+# check-integration-pg
+#                 (make check) the same, $(RESULTS)/integration-pg.xml
 # Needs the Debian packages libpq-dev and postgresql-15 (only the server
 # binaries: the system's own PostgreSQL service is never touched).
 
@@ -33,4 +41,16 @@ check-pg: $(BUILD)/unit-pg-tests
 
 CHECK_STEPS += check-pg
 
-.PHONY: test-pg check-pg
+PG_INTEGRATION = /usr/bin/python3 -m pytest tests/integration --build $(BUILD) \
+	--workers $(WORKERS) --fronts nginx-pool-pg
+
+integration-pg: all
+	$(PG_INTEGRATION)
+
+check-integration-pg: all
+	@mkdir -p $(RESULTS)
+	$(PG_INTEGRATION) --junitxml $(RESULTS)/integration-pg.xml
+
+CHECK_STEPS += check-integration-pg
+
+.PHONY: test-pg check-pg integration-pg check-integration-pg
