@@ -618,6 +618,35 @@ def test_import_raises_the_revision_so_no_version_is_reissued(srv):
     assert revision_now(srv) == r2 + 2
 
 
+IMPORT_SIZES = (1000, 8000)
+IMPORT_FLOOR = 0.1          # seconds: below this a run is mostly start-up
+
+
+def test_import_time_grows_with_the_file_not_its_square(srv):
+    """An import is one transaction of one INSERT per user: 8 times the
+    users may take about 8 times as long, never 16. One shared row
+    updated again for every user of that transaction (a users-count
+    trigger on PostgreSQL) makes each row cost more than the last:
+    1,000 users 0.2 s, 8,000 users 6 s, a million hours."""
+    d = scratch_dir(srv)
+    took = {}
+    for n in IMPORT_SIZES:
+        reg = srv.new_registry("big%d" % n)
+        ok(admin(srv, "-r", reg, "init", conf=False))
+        path = os.path.join(d, "big%d.jsonl" % n)
+        prefix = srv.unique("big")
+        with open(path, "w") as f:
+            for i in range(n):
+                f.write(user_line("%s-%05d" % (prefix, i), i + 1) + "\n")
+        t0 = time.monotonic()
+        p = ok(admin(srv, "-r", reg, "import", path, conf=False))
+        took[n] = time.monotonic() - t0
+        assert "imported %d users" % n in p.stdout, p.stdout
+    small, big = IMPORT_SIZES
+    assert took[big] < 2 * (big // small) * max(took[small], IMPORT_FLOOR), \
+        "importing %d users took %.2fs, %d users %.2fs" % (small, took[small], big, took[big])
+
+
 # ------------------------------------------------------------ check and backup
 
 def test_check_accepts_the_live_registry_while_it_is_written(srv):
