@@ -53,6 +53,11 @@ shown=$state
 mkdir -p "$state/postgresql" "$state/a/nginx" "$state/b/nginx" ||
     die "cannot create $state/"
 state=$(cd "$state" && pwd)
+# As root, PostgreSQL runs as the user postgres, who must reach its data.
+if [ "$(id -u)" -eq 0 ] && command -v runuser >/dev/null 2>&1 &&
+    ! runuser -u postgres -- test -x "$state" 2>/dev/null; then
+	die "the user postgres cannot reach $state (it or a directory above it is closed to others): set CLUSTER_DIR to a place it can reach, e.g. CLUSTER_DIR=/tmp/userreg-cluster"
+fi
 
 # The PostgreSQL server of the cluster (tests/lib/pg.py, by pid).
 pg() {
