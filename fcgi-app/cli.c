@@ -104,9 +104,11 @@ open_registry(struct admin_env *env, enum admin_cmd cmd)
 	    cmd == ADMIN_CMD_INIT ? REG_OPEN_CREATE : 0, &rc, why);
 	if (env->reg != NULL)
 		return ADMIN_EXIT_OK;
+	/* The backend's reason says how to create a registry if it can. */
 	if (why[0] != '\0')
 		return admin_say(env, ADMIN_EXIT_FAILURE, "cannot open the "
-		    "registry: %s%s", why, cmd == ADMIN_CMD_INIT ? "" :
+		    "registry: %s%s", why, cmd == ADMIN_CMD_INIT ||
+		    strstr(why, "userreg init") != NULL ? "" :
 		    " (userreg init creates one)");
 	return admin_say(env, ADMIN_EXIT_FAILURE, "cannot open registry "
 	    "'%s': %s", env->cfg.registry, registry_err_str(rc));

@@ -551,6 +551,13 @@ registry_list(struct registry *reg, const char *after, const char *prefix,
 	*more = 0;
 	if (limit < 1 || limit > REG_LIST_MAX)
 		return misuse(reg, "list limit out of range");
+	/*
+	 * A prefix with a byte no canonical name holds matches nothing; a
+	 * backend need not see it (PostgreSQL refuses what is not UTF-8).
+	 */
+	if (prefix != NULL && strspn(prefix, "abcdefghijklmnopqrstuvwxyz"
+	    "0123456789._-") != strlen(prefix))
+		return REG_OK;
 	t0 = metrics_now();
 	rc = reg->ops->list(reg, after != NULL ? after : "",
 	    prefix != NULL ? prefix : "", limit, out, n, more);

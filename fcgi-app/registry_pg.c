@@ -13,7 +13,9 @@
 #include <libpq-fe.h>
 
 /* meta row 'schema' of the schema below. */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
+/* Savepoints a write may nest (registry.c uses one per write). */
+#define PG_SAVEPOINTS_MAX 8
 
 /*
  * Every call waits at most busy_timeout_ms for PostgreSQL, but never less
@@ -50,14 +52,16 @@
  * The constraints are named: a unique violation is told apart by the name.
  * roles is sorted and comma-joined; admin mirrors "admin" in roles for the
  * partial index. meta holds the schema version, the revision counter and
- * the number of users, which a trigger keeps exact (its search_path is
- * fixed when it is made, so it finds meta whatever a session's is).
+ * the number of users. The count changes once per transaction, with the
+ * commit (see pg_commit()): a per-row trigger made a transaction that
+ * loads many users update one row again and again, each update slower
+ * than the last, so an import took time quadratic in its size.
  */
 static const char schema_sql[] =
 	"CREATE TABLE meta ("
 	" k text COLLATE \"C\" PRIMARY KEY,"
 	" v bigint NOT NULL);"
-	"INSERT INTO meta (k, v) VALUES ('schema', 1), ('revision', 0),"
+	"INSERT INTO meta (k, v) VALUES ('schema', 2), ('revision', 0),"
 	" ('users', 0);"
 	"CREATE TABLE users ("
 	" key text COLLATE \"C\" NOT NULL,"
@@ -73,12 +77,6 @@ static const char schema_sql[] =
 	" CONSTRAINT users_pkey PRIMARY KEY (key),"
 	" CONSTRAINT users_email_key UNIQUE (email_key));"
 	"CREATE INDEX users_admin ON users (key) WHERE admin;"
-	"CREATE FUNCTION users_counted() RETURNS trigger LANGUAGE plpgsql"
-	" SET search_path FROM CURRENT AS $$ BEGIN"
-	" UPDATE meta SET v = v + CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END"
-	" WHERE k = 'users'; RETURN NULL; END $$;"
-	"CREATE TRIGGER users_counted AFTER INSERT OR DELETE ON users"
-	" FOR EACH ROW EXECUTE FUNCTION users_counted();"
 	"CREATE TABLE idempotency ("
 	" scope text COLLATE \"C\" NOT NULL,"
 	" key text COLLATE \"C\" NOT NULL,"
@@ -88,6 +86,12 @@ static const char schema_sql[] =
 	" expires_at bigint NOT NULL,"
 	" CONSTRAINT idempotency_pkey PRIMARY KEY (scope, key));"
 	"CREATE INDEX idempotency_expires ON idempotency (expires_at);";
+
+/* Version 1 counted users with a per-row trigger: it goes. */
+static const char upgrade_1_sql[] =
+	"DROP TRIGGER IF EXISTS users_counted ON users;"
+	"DROP FUNCTION IF EXISTS users_counted();"
+	"UPDATE meta SET v = 2 WHERE k = 'schema' AND v = 1;";
 
 /* Prepared on first use on a connection, again after a reconnect. */
 enum stmt {
@@ -199,6 +203,13 @@ struct pgreg {
 	PGconn *conn;			/* NULL while the server is unreachable */
 	int deadline_ms;		/* what one call may wait in all */
 	unsigned char prepared[ST__MAX];	/* on this connection */
+	/*
+	 * Users inserted less deleted in the open transaction, and as it was
+	 * when each open savepoint began: the count moves with the commit.
+	 */
+	int64_t count_delta;
+	int64_t savepoint_delta[PG_SAVEPOINTS_MAX];
+	int savepoints;
 };
 
 /* Text or binary values of one statement's parameters. */
@@ -644,7 +655,9 @@ schema_create(struct pgreg *r)
 	exists = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") ==
 	    0;
 	PQclear(res);
-	if (!exists && (rc = simple(r, schema_sql, NULL)) != REG_OK)
+	/* Another process may have done it meanwhile; both are idempotent. */
+	if ((rc = simple(r, exists ? upgrade_1_sql : schema_sql, NULL)) !=
+	    REG_OK)
 		goto out;
 	rc = simple(r, "COMMIT", NULL);
 out:
@@ -713,6 +726,12 @@ session_ready(struct pgreg *r, unsigned flags)
 	}
 	if ((rc = one_int(r, ST_SCHEMA, &p, &version)) != REG_OK)
 		return rc;
+	if (version == 1) {
+		/* Once, under the same lock as a creation. */
+		if ((rc = schema_create(r)) != REG_OK ||
+		    (rc = one_int(r, ST_SCHEMA, &p, &version)) != REG_OK)
+			return rc;
+	}
 	if (version != PG_SCHEMA_VERSION)
 		return reg_fail_msg(&r->base, REG_ERROR, "%s has schema version "
 		    "%" PRId64 ", this program knows %d", at, version,
@@ -934,6 +953,8 @@ pg_rollback(struct registry *reg)
 {
 	struct pgreg *r = pg(reg);
 
+	r->count_delta = 0;
+	r->savepoints = 0;
 	if (pg_in_transaction(reg))
 		simple(r, "ROLLBACK", NULL);
 }
@@ -948,6 +969,8 @@ pg_begin(struct registry *reg, enum reg_txn kind)
 
 	if (r->conn == NULL)
 		return down(r);
+	r->count_delta = 0;
+	r->savepoints = 0;
 	if (kind != REG_TXN_WRITE)
 		return simple(r, begin_read_sql, NULL);
 	t0 = now_us();
@@ -970,10 +993,13 @@ static enum reg_err
 pg_commit(struct registry *reg)
 {
 	struct pgreg *r = pg(reg);
-	char why[REG_ERRMSG_SIZE];
+	char why[REG_ERRMSG_SIZE], sql[96];
 	PGresult *res;
 	enum reg_err rc;
+	int64_t delta = r->count_delta;
 
+	r->count_delta = 0;
+	r->savepoints = 0;
 	if (r->conn == NULL)
 		return down(r);
 	/* COMMIT of an aborted transaction rolls back and says so. */
@@ -986,7 +1012,13 @@ pg_commit(struct registry *reg)
 	 * synchronous standby waits until the deadline here, and a commit
 	 * never "succeeds" by being cancelled.
 	 */
-	if ((rc = simple(r, "COMMIT", &res)) != REG_OK) {
+	/* The users count moves with the commit, in the same round trip. */
+	if (delta != 0)
+		snprintf(sql, sizeof(sql), "UPDATE meta SET v = v + (%" PRId64
+		    ") WHERE k = 'users'; COMMIT", delta);
+	else
+		snprintf(sql, sizeof(sql), "COMMIT");
+	if ((rc = simple(r, sql, &res)) != REG_OK) {
 		if (rc == REG_UNAVAILABLE) {
 			snprintf(why, sizeof(why), "%s", reg->errmsg);
 			reg_fail_msg(reg, rc, "outcome of the commit unknown: "
@@ -1004,7 +1036,15 @@ pg_commit(struct registry *reg)
 static enum reg_err
 pg_savepoint(struct registry *reg)
 {
-	return simple(pg(reg), "SAVEPOINT reg_sp", NULL);
+	struct pgreg *r = pg(reg);
+	enum reg_err rc;
+
+	if (r->savepoints == PG_SAVEPOINTS_MAX)
+		return reg_fail_msg(reg, REG_ERROR, "savepoints nested too "
+		    "deep");
+	if ((rc = simple(r, "SAVEPOINT reg_sp", NULL)) == REG_OK)
+		r->savepoint_delta[r->savepoints++] = r->count_delta;
+	return rc;
 }
 
 /*
@@ -1014,7 +1054,14 @@ pg_savepoint(struct registry *reg)
 static enum reg_err
 pg_savepoint_end(struct registry *reg, int keep)
 {
-	return simple(pg(reg), keep ? "RELEASE SAVEPOINT reg_sp" :
+	struct pgreg *r = pg(reg);
+
+	if (r->savepoints > 0) {
+		r->savepoints--;
+		if (!keep)
+			r->count_delta = r->savepoint_delta[r->savepoints];
+	}
+	return simple(r, keep ? "RELEASE SAVEPOINT reg_sp" :
 	    "ROLLBACK TO SAVEPOINT reg_sp; RELEASE SAVEPOINT reg_sp", NULL);
 }
 
@@ -1051,8 +1098,12 @@ static enum reg_err
 pg_count(struct registry *reg, int64_t *n)
 {
 	struct params p = { 0 };
+	enum reg_err rc;
 
-	return one_int(pg(reg), ST_COUNT, &p, n);
+	/* Inside a write, with what it has inserted and deleted so far. */
+	if ((rc = one_int(pg(reg), ST_COUNT, &p, n)) == REG_OK)
+		*n += pg(reg)->count_delta;
+	return rc;
 }
 
 /* Reads the USER_COLUMNS of row of res into out. */
@@ -1117,8 +1168,10 @@ pg_insert(struct registry *reg, const struct reg_row *row)
 
 	p_row(&p, row, 1);
 	/* A unique violation comes back by constraint name. */
-	if ((rc = execute(pg(reg), ST_INSERT, &p, &res)) == REG_OK)
+	if ((rc = execute(pg(reg), ST_INSERT, &p, &res)) == REG_OK) {
 		PQclear(res);
+		pg(reg)->count_delta++;
+	}
 	return rc;
 }
 
@@ -1156,10 +1209,12 @@ pg_delete(struct registry *reg, const char *key, int64_t expected,
 	p_int(&p, expected);
 	if ((rc = execute(pg(reg), ST_DELETE, &p, &res)) != REG_OK)
 		return rc;
-	if (PQntuples(res) == 0)
+	if (PQntuples(res) == 0) {
 		rc = REG_NOT_FOUND;
-	else
+	} else {
 		*was_admin = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		pg(reg)->count_delta--;
+	}
 	PQclear(res);
 	return rc;
 }
@@ -1378,32 +1433,27 @@ pg_integrity(struct registry *reg)
 		return rc;
 	rc = REG_ERROR;
 	if (PQntuples(res) != 1 || PQnfields(res) != 7) {
-		reg_fail_msg(reg, rc, "integrity: unexpected answer");
+		reg_fail_msg(reg, rc, "unexpected answer");
 		goto out;
 	}
 	for (i = 0; i < 5; i++)
 		if (col_int(res, 0, i, &v[i]) == -1) {
-			reg_fail_msg(reg, rc, "integrity: meta row '%s' missing "
+			reg_fail_msg(reg, rc, "meta row '%s' missing "
 			    "or malformed", i == 0 ? "schema" : i == 1 ?
 			    "revision" : "users");
 			goto out;
 		}
 	coll = PQgetvalue(res, 0, 5);
 	valid = PQgetvalue(res, 0, 6);
+	/* The count and the versions are the admin tool's check's to judge. */
 	if (v[0] != PG_SCHEMA_VERSION)
-		reg_fail_msg(reg, rc, "integrity: schema version %" PRId64
-		    ", expected %d", v[0], PG_SCHEMA_VERSION);
-	else if (v[2] != v[3])
-		reg_fail_msg(reg, rc, "integrity: meta counts %" PRId64
-		    " users, the table holds %" PRId64, v[2], v[3]);
-	else if (v[4] > v[1])
-		reg_fail_msg(reg, rc, "integrity: a user has version %" PRId64
-		    " above the revision %" PRId64, v[4], v[1]);
+		reg_fail_msg(reg, rc, "schema version %" PRId64 ", expected %d",
+		    v[0], PG_SCHEMA_VERSION);
 	else if (strcmp(coll, "C") != 0)
-		reg_fail_msg(reg, rc, "integrity: users.key has collation "
-		    "'%s', not \"C\"", coll);
+		reg_fail_msg(reg, rc, "users.key has collation '%s', not "
+		    "\"C\"", coll);
 	else if (strcmp(valid, "t") != 0)
-		reg_fail_msg(reg, rc, "integrity: an index is not valid");
+		reg_fail_msg(reg, rc, "an index is not valid");
 	else
 		rc = reg_fail_msg(reg, REG_OK, "checked: schema version %d, "
 		    "meta rows, %" PRId64 " users counted, versions within "

@@ -1737,19 +1737,16 @@ Test(pg, integrity_passes_and_says_what_it_checked)
 	    NULL)), "%s", registry_errmsg(reg));
 }
 
-Test(pg, integrity_finds_a_wrong_count_a_missing_meta_row_and_versions)
+Test(pg, integrity_finds_a_missing_meta_row_and_a_wrong_schema_version)
 {
+	/* The users count and the versions are `userreg check`'s to judge. */
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	raw_exec("UPDATE meta SET v = 5 WHERE k = 'users'");
+	cr_assert(eq(int, registry_integrity(reg), REG_OK));
+	raw_exec("UPDATE meta SET v = 7 WHERE k = 'schema'");
 	cr_assert(eq(int, registry_integrity(reg), REG_ERROR));
-	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "meta counts 5"),
+	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "schema version 7"),
 	    NULL)), "%s", registry_errmsg(reg));
-	raw_exec("UPDATE meta SET v = 1 WHERE k = 'users'");
-	raw_exec("UPDATE users SET version = 9");
-	cr_assert(eq(int, registry_integrity(reg), REG_ERROR));
-	cr_assert(not(eq(ptr, strstr(registry_errmsg(reg), "version 9"),
-	    NULL)), "%s", registry_errmsg(reg));
-	raw_exec("UPDATE users SET version = 1");
+	raw_exec("UPDATE meta SET v = 2 WHERE k = 'schema'");
 	cr_assert(eq(int, registry_integrity(reg), REG_OK));
 	raw_exec("DELETE FROM meta WHERE k = 'revision'");
 	cr_assert(eq(int, registry_integrity(reg), REG_ERROR));
@@ -1757,6 +1754,36 @@ Test(pg, integrity_finds_a_wrong_count_a_missing_meta_row_and_versions)
 	    NULL)), "%s", registry_errmsg(reg));
 	/* Without its row, a write cannot take the lock. */
 	cr_assert(eq(int, registry_begin(reg), REG_ERROR));
+}
+
+Test(pg, users_count_moves_with_the_commit_and_savepoints)
+{
+	struct user u;
+	int64_t n = -1;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	/* Seen inside the write, not outside it yet. */
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_OK));
+	cr_assert(eq(int, registry_delete(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_integrity(reg), REG_OK));
 }
 
 Test(pg, backup_is_refused_with_a_pointer_to_pg_dump)
