@@ -303,6 +303,8 @@ begin(struct registry *reg, enum reg_txn kind)
 	if (registry_in_transaction(reg))
 		return misuse(reg, "transaction already open");
 	reg->txn = REG_TXN_NONE;
+	memset(&reg->meta, 0, sizeof(reg->meta));
+	reg->nsaved = 0;
 	reg->txn_started = metrics_now();
 	rc = reg->ops->begin(reg, kind);
 	/* Taking a write transaction is waiting for the write lock. */
@@ -317,6 +319,8 @@ begin(struct registry *reg, enum reg_txn kind)
 static void
 txn_ended(struct registry *reg)
 {
+	memset(&reg->meta, 0, sizeof(reg->meta));
+	reg->nsaved = 0;
 	if (reg->txn == REG_TXN_WRITE)
 		metrics_registry(METRICS_REG_WRITE,
 		    metrics_now() - reg->txn_started);
@@ -349,7 +353,8 @@ registry_commit(struct registry *reg)
 		return misuse(reg, "no transaction to commit");
 	}
 	t0 = metrics_now();
-	rc = reg->ops->commit(reg);
+	rc = reg->ops->commit(reg, reg->txn == REG_TXN_WRITE && reg->meta.dirty ?
+	    &reg->meta : NULL);
 	if (reg->txn == REG_TXN_WRITE)
 		metrics_registry(METRICS_REG_COMMIT, metrics_now() - t0);
 	if (rc != REG_OK)
@@ -368,12 +373,37 @@ registry_rollback(struct registry *reg)
 	txn_ended(reg);
 }
 
+/* Opens a savepoint, noting the meta change so far to restore it. */
+static enum reg_err
+savepoint_open(struct registry *reg)
+{
+	enum reg_err rc;
+
+	if (reg->nsaved == REG_SAVEPOINTS_MAX)
+		return misuse(reg, "savepoints nested too deep");
+	if ((rc = reg->ops->savepoint(reg)) == REG_OK)
+		reg->saved[reg->nsaved++] = reg->meta;
+	return rc;
+}
+
+/* Closes the last savepoint: kept, or undone with its meta change. */
+static enum reg_err
+savepoint_close(struct registry *reg, int keep)
+{
+	if (reg->nsaved > 0) {
+		reg->nsaved--;
+		if (!keep)
+			reg->meta = reg->saved[reg->nsaved];
+	}
+	return reg->ops->savepoint_end(reg, keep);
+}
+
 enum reg_err
 registry_savepoint(struct registry *reg)
 {
 	if (!in_write(reg))
 		return misuse(reg, "savepoint outside a write transaction");
-	return reg->ops->savepoint(reg);
+	return savepoint_open(reg);
 }
 
 enum reg_err
@@ -381,7 +411,41 @@ registry_savepoint_end(struct registry *reg, int keep)
 {
 	if (!in_write(reg))
 		return misuse(reg, "savepoint outside a write transaction");
-	return reg->ops->savepoint_end(reg, keep);
+	return savepoint_close(reg, keep);
+}
+
+/* The revision inside the write, read from the store once. */
+static enum reg_err
+meta_load(struct registry *reg)
+{
+	enum reg_err rc;
+
+	if (reg->meta.loaded)
+		return REG_OK;
+	if ((rc = reg->ops->revision(reg, &reg->meta.revision)) == REG_OK)
+		reg->meta.loaded = 1;
+	return rc;
+}
+
+/* Advances the revision counter in memory; the new value in *v. */
+static enum reg_err
+bump_revision(struct registry *reg, int64_t *v)
+{
+	enum reg_err rc;
+
+	if ((rc = meta_load(reg)) != REG_OK)
+		return rc;
+	*v = ++reg->meta.revision;
+	reg->meta.dirty = 1;
+	return REG_OK;
+}
+
+/* Counts a user in (1) or out (-1) of the write's transaction. */
+static void
+count_user(struct registry *reg, int delta)
+{
+	reg->meta.count_delta += delta;
+	reg->meta.dirty = 1;
 }
 
 /*
@@ -396,7 +460,7 @@ write_end(struct registry *reg, enum reg_err rc)
 	if (!in_write(reg))
 		return rc != REG_OK ? rc :
 		    misuse(reg, "the transaction ended under a write");
-	src = reg->ops->savepoint_end(reg, rc == REG_OK);
+	src = savepoint_close(reg, rc == REG_OK);
 	return rc != REG_OK ? rc : src;
 }
 
@@ -449,10 +513,12 @@ registry_insert(struct registry *reg, struct user *u)
 	if (!user_fits(u))
 		return misuse(reg, "user to insert is malformed");
 	now = (int64_t)time(NULL);
-	if ((rc = reg->ops->savepoint(reg)) != REG_OK)
+	if ((rc = savepoint_open(reg)) != REG_OK)
 		return rc;
-	if ((rc = reg->ops->bump_revision(reg, &version)) == REG_OK)
-		rc = reg->ops->insert(reg, row_of(u, version, now, now, &b));
+	if ((rc = bump_revision(reg, &version)) == REG_OK &&
+	    (rc = reg->ops->insert(reg, row_of(u, version, now, now, &b))) ==
+	    REG_OK)
+		count_user(reg, 1);
 	if ((rc = write_end(reg, rc)) == REG_EMAIL_TAKEN)
 		rc = name_wins(reg, b.key);
 	if (rc == REG_OK) {
@@ -496,9 +562,9 @@ registry_update(struct registry *reg, const struct user *cur,
 	if (strcmp(key, b.key) != 0)
 		return misuse(reg, "update cannot rename a user");
 	now = (int64_t)time(NULL);
-	if ((rc = reg->ops->savepoint(reg)) != REG_OK)
+	if ((rc = savepoint_open(reg)) != REG_OK)
 		return rc;
-	if ((rc = reg->ops->bump_revision(reg, &version)) != REG_OK)
+	if ((rc = bump_revision(reg, &version)) != REG_OK)
 		goto out;
 	b.row.version = version;
 	b.row.updated_at = now;
@@ -530,13 +596,16 @@ registry_delete(struct registry *reg, const struct user *cur)
 	if (!user_fits(cur))
 		return misuse(reg, "user to delete is malformed");
 	user_canonical(cur->username, key);
-	if ((rc = reg->ops->savepoint(reg)) != REG_OK)
+	if ((rc = savepoint_open(reg)) != REG_OK)
 		return rc;
-	if ((rc = reg->ops->bump_revision(reg, &version)) == REG_OK &&
+	if ((rc = bump_revision(reg, &version)) == REG_OK &&
 	    (rc = reg->ops->delete(reg, key, cur->version, &admin)) ==
-	    REG_OK && admin)
+	    REG_OK) {
+		count_user(reg, -1);
 		/* The stored flag, not the caller's copy, decides. */
-		rc = keep_an_admin(reg, key);
+		if (admin)
+			rc = keep_an_admin(reg, key);
+	}
 	return write_end(reg, rc);
 }
 
@@ -573,13 +642,22 @@ registry_list(struct registry *reg, const char *after, const char *prefix,
 enum reg_err
 registry_revision(struct registry *reg, int64_t *revision)
 {
+	/* Inside a write, with its own writes. */
+	if (in_write(reg) && reg->meta.loaded) {
+		*revision = reg->meta.revision;
+		return REG_OK;
+	}
 	return reg->ops->revision(reg, revision);
 }
 
 enum reg_err
 registry_count(struct registry *reg, int64_t *count)
 {
-	return reg->ops->count(reg, count);
+	enum reg_err rc;
+
+	if ((rc = reg->ops->count(reg, count)) == REG_OK && in_write(reg))
+		*count += reg->meta.count_delta;
+	return rc;
 }
 
 enum reg_err
@@ -602,10 +680,11 @@ registry_load(struct registry *reg, const struct user *u)
 	if (!user_fits(u) || u->version < 1 || u->created_at < 0 ||
 	    u->updated_at < u->created_at)
 		return misuse(reg, "user to load is malformed");
-	if ((rc = reg->ops->savepoint(reg)) != REG_OK)
+	if ((rc = savepoint_open(reg)) != REG_OK)
 		return rc;
-	rc = reg->ops->insert(reg, row_of(u, u->version, u->created_at,
-	    u->updated_at, &b));
+	if ((rc = reg->ops->insert(reg, row_of(u, u->version, u->created_at,
+	    u->updated_at, &b))) == REG_OK)
+		count_user(reg, 1);
 	if ((rc = write_end(reg, rc)) == REG_EMAIL_TAKEN)
 		rc = name_wins(reg, b.key);
 	return rc;
@@ -614,15 +693,17 @@ registry_load(struct registry *reg, const struct user *u)
 enum reg_err
 registry_raise_revision(struct registry *reg, int64_t revision)
 {
-	int64_t cur = 0;
 	enum reg_err rc;
 
 	if (!in_write(reg))
 		return misuse(reg, "revision outside a write transaction");
-	if ((rc = reg->ops->revision(reg, &cur)) != REG_OK)
+	if ((rc = meta_load(reg)) != REG_OK)
 		return rc;
-	return revision > cur ? reg->ops->raise_revision(reg, revision) :
-	    REG_OK;
+	if (revision > reg->meta.revision) {
+		reg->meta.revision = revision;
+		reg->meta.dirty = 1;
+	}
+	return REG_OK;
 }
 
 enum reg_err

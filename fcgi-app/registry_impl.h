@@ -14,6 +14,22 @@
 /* Bytes of the comma-joined roles column, with its NUL. */
 #define REG_ROLES_TEXT_MAX (USER_ROLES_MAX * (USER_ROLE_MAX + 1))
 
+/* Savepoints open at once at most (the writer's, a write's own). */
+#define REG_SAVEPOINTS_MAX 8
+
+/*
+ * What a write transaction changes in the registry's meta rows, kept in
+ * memory and stored once by the commit: each write used to update the
+ * revision row (and a trigger the users count) on its own, the dearest
+ * statements of a small write, and in PostgreSQL one round trip more.
+ */
+struct reg_meta {
+	int loaded;		/* revision read, under the write lock */
+	int64_t revision;	/* the revision now, with this txn's writes */
+	int64_t count_delta;	/* users inserted less deleted */
+	int dirty;		/* revision or count changed */
+};
+
 /* The kind of transaction open on a handle. */
 enum reg_txn { REG_TXN_NONE = 0, REG_TXN_READ, REG_TXN_WRITE };
 
@@ -41,17 +57,20 @@ struct registry_ops {
 	enum reg_err (*refresh)(struct registry *reg);
 	int (*moved)(const struct registry *reg);
 	enum reg_err (*maintain)(struct registry *reg);
+	/*
+	 * A write's begin may fill reg->meta (loaded = 1) when it reads the
+	 * revision anyway; otherwise registry.c reads it with revision().
+	 */
 	enum reg_err (*begin)(struct registry *reg, enum reg_txn kind);
-	enum reg_err (*commit)(struct registry *reg);
+	/* Stores m (the revision and count change) first when m is given. */
+	enum reg_err (*commit)(struct registry *reg, const struct reg_meta *m);
 	void (*rollback)(struct registry *reg);
 	int (*in_transaction)(const struct registry *reg);
 	/* Nested savepoints; end() keeps (1) or undoes (0), then closes. */
 	enum reg_err (*savepoint)(struct registry *reg);
 	enum reg_err (*savepoint_end)(struct registry *reg, int keep);
-	/* Advances the revision counter; the new value in *v. */
-	enum reg_err (*bump_revision)(struct registry *reg, int64_t *v);
+	/* The stored revision counter and users count. */
 	enum reg_err (*revision)(struct registry *reg, int64_t *v);
-	enum reg_err (*raise_revision)(struct registry *reg, int64_t v);
 	enum reg_err (*count)(struct registry *reg, int64_t *n);
 	/* REG_OK with *out filled, or REG_NOT_FOUND. */
 	enum reg_err (*get)(struct registry *reg, const char *key,
@@ -96,6 +115,9 @@ struct registry {
 	unsigned flags;
 	enum reg_txn txn;		/* what begin() opened */
 	double txn_started;		/* when, for metrics */
+	struct reg_meta meta;		/* of the open write transaction */
+	struct reg_meta saved[REG_SAVEPOINTS_MAX];	/* at each savepoint */
+	int nsaved;
 	char errmsg[REG_ERRMSG_SIZE];	/* last failure, for registry_errmsg */
 	double lock_wait_seconds;	/* waited for locks, in total */
 	uint64_t lock_waits;		/* how many waits */

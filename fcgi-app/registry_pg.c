@@ -14,8 +14,6 @@
 
 /* meta row 'schema' of the schema below. */
 #define PG_SCHEMA_VERSION 2
-/* Savepoints a write may nest (registry.c uses one per write). */
-#define PG_SAVEPOINTS_MAX 8
 
 /*
  * Every call waits at most busy_timeout_ms for PostgreSQL, but never less
@@ -52,10 +50,10 @@
  * The constraints are named: a unique violation is told apart by the name.
  * roles is sorted and comma-joined; admin mirrors "admin" in roles for the
  * partial index. meta holds the schema version, the revision counter and
- * the number of users. The count changes once per transaction, with the
- * commit (see pg_commit()): a per-row trigger made a transaction that
- * loads many users update one row again and again, each update slower
- * than the last, so an import took time quadratic in its size.
+ * the number of users, both written once by each commit, in its own round
+ * trip (registry_impl.h, struct reg_meta): a per-row trigger made a
+ * transaction that loads many users update one row again and again, each
+ * update slower than the last, so an import took time quadratic in size.
  */
 static const char schema_sql[] =
 	"CREATE TABLE meta ("
@@ -97,8 +95,6 @@ static const char upgrade_1_sql[] =
 enum stmt {
 	ST_SCHEMA,
 	ST_REVISION,
-	ST_BUMP,
-	ST_RAISE,
 	ST_COUNT,
 	ST_GET,
 	ST_INSERT,
@@ -121,8 +117,6 @@ enum stmt {
 static const char *const stmt_name[ST__MAX] = {
 	[ST_SCHEMA] = "userreg_schema",
 	[ST_REVISION] = "userreg_revision",
-	[ST_BUMP] = "userreg_bump",
-	[ST_RAISE] = "userreg_raise",
 	[ST_COUNT] = "userreg_count",
 	[ST_GET] = "userreg_get",
 	[ST_INSERT] = "userreg_insert",
@@ -139,10 +133,6 @@ static const char *const stmt_name[ST__MAX] = {
 static const char *const stmt_sql[ST__MAX] = {
 	[ST_SCHEMA] = "SELECT v FROM meta WHERE k = 'schema'",
 	[ST_REVISION] = "SELECT v FROM meta WHERE k = 'revision'",
-	/* The row is locked already: begin() took it. */
-	[ST_BUMP] = "UPDATE meta SET v = v + 1 WHERE k = 'revision'"
-	    " RETURNING v",
-	[ST_RAISE] = "UPDATE meta SET v = $1 WHERE k = 'revision'",
 	[ST_COUNT] = "SELECT v FROM meta WHERE k = 'users'",
 	[ST_GET] = "SELECT " USER_COLUMNS " FROM users WHERE key = $1",
 	[ST_INSERT] = "INSERT INTO users (key, username, email, email_key,"
@@ -203,13 +193,6 @@ struct pgreg {
 	PGconn *conn;			/* NULL while the server is unreachable */
 	int deadline_ms;		/* what one call may wait in all */
 	unsigned char prepared[ST__MAX];	/* on this connection */
-	/*
-	 * Users inserted less deleted in the open transaction, and as it was
-	 * when each open savepoint began: the count moves with the commit.
-	 */
-	int64_t count_delta;
-	int64_t savepoint_delta[PG_SAVEPOINTS_MAX];
-	int savepoints;
 };
 
 /* Text or binary values of one statement's parameters. */
@@ -953,8 +936,6 @@ pg_rollback(struct registry *reg)
 {
 	struct pgreg *r = pg(reg);
 
-	r->count_delta = 0;
-	r->savepoints = 0;
 	if (pg_in_transaction(reg))
 		simple(r, "ROLLBACK", NULL);
 }
@@ -969,8 +950,6 @@ pg_begin(struct registry *reg, enum reg_txn kind)
 
 	if (r->conn == NULL)
 		return down(r);
-	r->count_delta = 0;
-	r->savepoints = 0;
 	if (kind != REG_TXN_WRITE)
 		return simple(r, begin_read_sql, NULL);
 	t0 = now_us();
@@ -980,8 +959,12 @@ pg_begin(struct registry *reg, enum reg_txn kind)
 	if ((waited_us = now_us() - t0) >= PG_LOCK_WAIT_MIN_US)
 		reg_note_lock_wait(reg, (double)waited_us / 1e6);
 	if (rc == REG_OK) {
-		if (PQntuples(res) != 1)
+		/* The locked row is the revision: registry.c counts from it. */
+		if (PQntuples(res) != 1 ||
+		    col_int(res, 0, 0, &reg->meta.revision) == -1)
 			rc = reg_fail_msg(reg, REG_ERROR, "meta row missing");
+		else
+			reg->meta.loaded = 1;
 		PQclear(res);
 	}
 	if (rc != REG_OK)
@@ -990,16 +973,13 @@ pg_begin(struct registry *reg, enum reg_txn kind)
 }
 
 static enum reg_err
-pg_commit(struct registry *reg)
+pg_commit(struct registry *reg, const struct reg_meta *m)
 {
 	struct pgreg *r = pg(reg);
-	char why[REG_ERRMSG_SIZE], sql[96];
+	char why[REG_ERRMSG_SIZE], sql[192];
 	PGresult *res;
 	enum reg_err rc;
-	int64_t delta = r->count_delta;
 
-	r->count_delta = 0;
-	r->savepoints = 0;
 	if (r->conn == NULL)
 		return down(r);
 	/* COMMIT of an aborted transaction rolls back and says so. */
@@ -1012,10 +992,11 @@ pg_commit(struct registry *reg)
 	 * synchronous standby waits until the deadline here, and a commit
 	 * never "succeeds" by being cancelled.
 	 */
-	/* The users count moves with the commit, in the same round trip. */
-	if (delta != 0)
-		snprintf(sql, sizeof(sql), "UPDATE meta SET v = v + (%" PRId64
-		    ") WHERE k = 'users'; COMMIT", delta);
+	/* The meta rows move with the commit, in the same round trip. */
+	if (m != NULL)
+		snprintf(sql, sizeof(sql), "UPDATE meta SET v = %" PRId64
+		    " WHERE k = 'revision'; UPDATE meta SET v = v + (%" PRId64
+		    ") WHERE k = 'users'; COMMIT", m->revision, m->count_delta);
 	else
 		snprintf(sql, sizeof(sql), "COMMIT");
 	if ((rc = simple(r, sql, &res)) != REG_OK) {
@@ -1036,15 +1017,7 @@ pg_commit(struct registry *reg)
 static enum reg_err
 pg_savepoint(struct registry *reg)
 {
-	struct pgreg *r = pg(reg);
-	enum reg_err rc;
-
-	if (r->savepoints == PG_SAVEPOINTS_MAX)
-		return reg_fail_msg(reg, REG_ERROR, "savepoints nested too "
-		    "deep");
-	if ((rc = simple(r, "SAVEPOINT reg_sp", NULL)) == REG_OK)
-		r->savepoint_delta[r->savepoints++] = r->count_delta;
-	return rc;
+	return simple(pg(reg), "SAVEPOINT reg_sp", NULL);
 }
 
 /*
@@ -1054,23 +1027,8 @@ pg_savepoint(struct registry *reg)
 static enum reg_err
 pg_savepoint_end(struct registry *reg, int keep)
 {
-	struct pgreg *r = pg(reg);
-
-	if (r->savepoints > 0) {
-		r->savepoints--;
-		if (!keep)
-			r->count_delta = r->savepoint_delta[r->savepoints];
-	}
-	return simple(r, keep ? "RELEASE SAVEPOINT reg_sp" :
+	return simple(pg(reg), keep ? "RELEASE SAVEPOINT reg_sp" :
 	    "ROLLBACK TO SAVEPOINT reg_sp; RELEASE SAVEPOINT reg_sp", NULL);
-}
-
-static enum reg_err
-pg_bump_revision(struct registry *reg, int64_t *v)
-{
-	struct params p = { 0 };
-
-	return one_int(pg(reg), ST_BUMP, &p, v);
 }
 
 static enum reg_err
@@ -1082,28 +1040,11 @@ pg_revision(struct registry *reg, int64_t *v)
 }
 
 static enum reg_err
-pg_raise_revision(struct registry *reg, int64_t v)
-{
-	struct params p = { 0 };
-	PGresult *res;
-	enum reg_err rc;
-
-	p_int(&p, v);
-	if ((rc = execute(pg(reg), ST_RAISE, &p, &res)) == REG_OK)
-		PQclear(res);
-	return rc;
-}
-
-static enum reg_err
 pg_count(struct registry *reg, int64_t *n)
 {
 	struct params p = { 0 };
-	enum reg_err rc;
 
-	/* Inside a write, with what it has inserted and deleted so far. */
-	if ((rc = one_int(pg(reg), ST_COUNT, &p, n)) == REG_OK)
-		*n += pg(reg)->count_delta;
-	return rc;
+	return one_int(pg(reg), ST_COUNT, &p, n);
 }
 
 /* Reads the USER_COLUMNS of row of res into out. */
@@ -1168,10 +1109,8 @@ pg_insert(struct registry *reg, const struct reg_row *row)
 
 	p_row(&p, row, 1);
 	/* A unique violation comes back by constraint name. */
-	if ((rc = execute(pg(reg), ST_INSERT, &p, &res)) == REG_OK) {
+	if ((rc = execute(pg(reg), ST_INSERT, &p, &res)) == REG_OK)
 		PQclear(res);
-		pg(reg)->count_delta++;
-	}
 	return rc;
 }
 
@@ -1209,12 +1148,10 @@ pg_delete(struct registry *reg, const char *key, int64_t expected,
 	p_int(&p, expected);
 	if ((rc = execute(pg(reg), ST_DELETE, &p, &res)) != REG_OK)
 		return rc;
-	if (PQntuples(res) == 0) {
+	if (PQntuples(res) == 0)
 		rc = REG_NOT_FOUND;
-	} else {
+	else
 		*was_admin = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-		pg(reg)->count_delta--;
-	}
 	PQclear(res);
 	return rc;
 }
@@ -1484,9 +1421,7 @@ static const struct registry_ops pg_ops = {
 	.in_transaction = pg_in_transaction,
 	.savepoint = pg_savepoint,
 	.savepoint_end = pg_savepoint_end,
-	.bump_revision = pg_bump_revision,
 	.revision = pg_revision,
-	.raise_revision = pg_raise_revision,
 	.count = pg_count,
 	.get = pg_get,
 	.insert = pg_insert,

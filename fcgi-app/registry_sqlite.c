@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 
 /* PRAGMA user_version of the schema below. */
-#define SQ_SCHEMA_VERSION 2
+#define SQ_SCHEMA_VERSION 3
 
 /*
  * PRAGMA synchronous of every handle. FULL: a commit returns once its log
@@ -42,14 +42,9 @@
  * (lowercased email) is UNIQUE and NULL when unset, so any number of users
  * may have no email. roles is sorted and comma-joined (role names cannot
  * hold a comma); admin mirrors "admin" in roles for the partial index.
- * meta holds the revision counter and the number of users, which
- * triggers keep exact in every transaction.
+ * meta holds the revision counter and the number of users, both written
+ * once by each commit (registry_impl.h, struct reg_meta).
  */
-#define SQ_USERS_COUNT_TRIGGERS \
-	"CREATE TRIGGER users_counted_in AFTER INSERT ON users BEGIN" \
-	" UPDATE meta SET v = v + 1 WHERE k = 'users'; END;" \
-	"CREATE TRIGGER users_counted_out AFTER DELETE ON users BEGIN" \
-	" UPDATE meta SET v = v - 1 WHERE k = 'users'; END;"
 #define SQ_IDEM_TABLE(name) \
 	"CREATE TABLE " name " (" \
 	" scope TEXT NOT NULL," \
@@ -79,10 +74,9 @@ static const char schema_sql[] =
 	" updated_at INTEGER NOT NULL"
 	") WITHOUT ROWID;"
 	"CREATE INDEX users_admin ON users (key) WHERE admin = 1;"
-	SQ_USERS_COUNT_TRIGGERS
 	SQ_IDEM_TABLE("idempotency")
 	"CREATE INDEX idempotency_expires ON idempotency (expires_at);"
-	"PRAGMA user_version = 2;";
+	"PRAGMA user_version = 3;";
 
 /*
  * Version 1 kept in-flight claims in the idempotency table and had no
@@ -96,8 +90,13 @@ static const char upgrade_1_sql[] =
 	"ALTER TABLE idempotency_v2 RENAME TO idempotency;"
 	"CREATE INDEX idempotency_expires ON idempotency (expires_at);"
 	"INSERT INTO meta (k, v) SELECT 'users', count(*) FROM users;"
-	SQ_USERS_COUNT_TRIGGERS
-	"PRAGMA user_version = 2;";
+	"PRAGMA user_version = 3;";
+
+/* Version 2 counted users with triggers, one update a row: they go. */
+static const char upgrade_2_sql[] =
+	"DROP TRIGGER IF EXISTS users_counted_in;"
+	"DROP TRIGGER IF EXISTS users_counted_out;"
+	"PRAGMA user_version = 3;";
 
 /* Prepared on first use, reset after every use. */
 enum stmt {
@@ -109,8 +108,8 @@ enum stmt {
 	ST_RELEASE,
 	ST_ROLLBACK_TO,
 	ST_REVISION,
-	ST_BUMP,
-	ST_RAISE,
+	ST_SET_REVISION,
+	ST_ADD_USERS,
 	ST_COUNT,
 	ST_GET,
 	ST_INSERT,
@@ -139,9 +138,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_RELEASE] = "RELEASE reg_sp",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO reg_sp",
 	[ST_REVISION] = "SELECT v FROM meta WHERE k = 'revision'",
-	[ST_BUMP] = "UPDATE meta SET v = v + 1 WHERE k = 'revision'"
-	    " RETURNING v",
-	[ST_RAISE] = "UPDATE meta SET v = ?1 WHERE k = 'revision'",
+	[ST_SET_REVISION] = "UPDATE meta SET v = ?1 WHERE k = 'revision'",
+	[ST_ADD_USERS] = "UPDATE meta SET v = v + ?1 WHERE k = 'users'",
 	[ST_COUNT] = "SELECT v FROM meta WHERE k = 'users'",
 	[ST_GET] = "SELECT " USER_COLUMNS " FROM users WHERE key = ?1",
 	[ST_INSERT] = "INSERT INTO users (key, username, email, email_key,"
@@ -500,7 +498,7 @@ schema_ready(struct sqreg *r, unsigned flags)
 	    REG_OK)
 		return rc;
 	version = atoi(v);
-	if (version == SQ_SCHEMA_VERSION || version == 1) {
+	if (version >= 1 && version <= SQ_SCHEMA_VERSION) {
 		/* Set once by whoever created it; reading it locks nothing. */
 		if ((rc = pragma_text(r, "PRAGMA journal_mode", mode,
 		    sizeof(mode), 1)) != REG_OK)
@@ -513,7 +511,11 @@ schema_ready(struct sqreg *r, unsigned flags)
 			    mode);
 		if (strcmp(mode, "wal") != 0 && (rc = use_wal(r)) != REG_OK)
 			return rc;
-		return version == 1 ? schema_write(r, 1, upgrade_1_sql) : REG_OK;
+		if (version == 1)
+			return schema_write(r, 1, upgrade_1_sql);
+		if (version == 2)
+			return schema_write(r, 2, upgrade_2_sql);
+		return REG_OK;
 	}
 	if (version != 0)
 		return reg_fail_msg(&r->base, REG_ERROR, "registry '%s' has "
@@ -726,13 +728,47 @@ sq_in_transaction(const struct registry *reg)
 	return r->db != NULL && !sqlite3_get_autocommit(r->db);
 }
 
+/* Stores the revision and users count a write transaction changed. */
 static enum reg_err
-sq_commit(struct registry *reg)
+store_meta(struct sqreg *r, const struct reg_meta *m)
+{
+	sqlite3_stmt *st;
+	enum reg_err rc;
+	int src;
+
+	if (m->loaded) {
+		if ((st = stmt(r, ST_SET_REVISION)) == NULL)
+			return no_stmt(r);
+		if ((src = sqlite3_bind_int64(st, 1, m->revision)) != SQLITE_OK) {
+			done(r, ST_SET_REVISION);
+			return fail(r, src);
+		}
+		if ((rc = run(r, ST_SET_REVISION)) != REG_OK)
+			return rc;
+	}
+	if (m->count_delta != 0) {
+		if ((st = stmt(r, ST_ADD_USERS)) == NULL)
+			return no_stmt(r);
+		if ((src = sqlite3_bind_int64(st, 1, m->count_delta)) !=
+		    SQLITE_OK) {
+			done(r, ST_ADD_USERS);
+			return fail(r, src);
+		}
+		if ((rc = run(r, ST_ADD_USERS)) != REG_OK)
+			return rc;
+	}
+	return REG_OK;
+}
+
+static enum reg_err
+sq_commit(struct registry *reg, const struct reg_meta *m)
 {
 	struct sqreg *r = sq(reg);
 	enum reg_err rc;
 	int moved = 0;
 
+	if (m != NULL && (rc = store_meta(r, m)) != REG_OK)
+		return rc;
 	if ((rc = run(r, ST_COMMIT)) != REG_OK)
 		return rc;
 	/*
@@ -777,14 +813,6 @@ sq_savepoint_end(struct registry *reg, int keep)
 	return run(r, ST_RELEASE);
 }
 
-/* RETURNING: SQLite makes the change in the first step, which one_int
- * takes. */
-static enum reg_err
-sq_bump_revision(struct registry *reg, int64_t *v)
-{
-	return one_int(sq(reg), ST_BUMP, v);
-}
-
 static enum reg_err
 sq_revision(struct registry *reg, int64_t *v)
 {
@@ -797,22 +825,6 @@ sq_count(struct registry *reg, int64_t *n)
 {
 	return sq(reg)->db == NULL ? down(sq(reg)) :
 	    one_int(sq(reg), ST_COUNT, n);
-}
-
-static enum reg_err
-sq_raise_revision(struct registry *reg, int64_t v)
-{
-	struct sqreg *r = sq(reg);
-	sqlite3_stmt *st = stmt(r, ST_RAISE);
-	int src;
-
-	if (st == NULL)
-		return no_stmt(r);
-	if ((src = sqlite3_bind_int64(st, 1, v)) != SQLITE_OK) {
-		done(r, ST_RAISE);
-		return fail(r, src);
-	}
-	return run(r, ST_RAISE);
 }
 
 /* Reads the USER_COLUMNS of the current row of st into out. */
@@ -1214,9 +1226,7 @@ static const struct registry_ops sqlite_ops = {
 	.in_transaction = sq_in_transaction,
 	.savepoint = sq_savepoint,
 	.savepoint_end = sq_savepoint_end,
-	.bump_revision = sq_bump_revision,
 	.revision = sq_revision,
-	.raise_revision = sq_raise_revision,
 	.count = sq_count,
 	.get = sq_get,
 	.insert = sq_insert,

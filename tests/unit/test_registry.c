@@ -253,7 +253,7 @@ Test(registry, open_uses_write_ahead_log)
 	cr_assert(eq(str, (char *)sqlite3_column_text(st, 0), "wal"));
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	cr_assert(eq(i64, raw_int("PRAGMA user_version"), 2));
+	cr_assert(eq(i64, raw_int("PRAGMA user_version"), 3));
 }
 
 Test(registry, open_in_missing_directory_is_unavailable)
@@ -295,7 +295,7 @@ Test(registry, open_rejects_unknown_schema_version)
 
 	registry_close(reg);
 	reg = NULL;
-	raw_exec("PRAGMA user_version = 3");
+	raw_exec("PRAGMA user_version = 4");
 	cr_assert(eq(ptr, registry_open(dbpath, 50, 0, &err, NULL), NULL));
 	cr_assert(eq(int, err, REG_ERROR));
 	cr_assert(eq(ptr, registry_open(dbpath, 50, REG_OPEN_CREATE, &err,
@@ -1648,7 +1648,7 @@ Test(registry, open_with_create_gives_an_empty_file_its_schema)
 	r = open_at(path, 50);
 	cr_assert(eq(int, registry_ping(r), REG_OK));
 	registry_close(r);
-	cr_assert(eq(i64, raw_int_at(path, "PRAGMA user_version"), 2));
+	cr_assert(eq(i64, raw_int_at(path, "PRAGMA user_version"), 3));
 }
 
 /* A registry at path switched to a rollback journal, as a copy may be. */
@@ -1790,7 +1790,7 @@ Test(registry, version_1_file_is_upgraded_keeping_users_and_answers)
 	path_in(path, "v1.db");
 	write_v1_registry(path);
 	r = open_flags(path, 2000, 0);
-	cr_assert(eq(i64, raw_int_at(path, "PRAGMA user_version"), 2));
+	cr_assert(eq(i64, raw_int_at(path, "PRAGMA user_version"), 3));
 	cr_assert(eq(int, registry_get(r, "ALICE", &got), REG_OK));
 	cr_assert(eq(str, got.username, "Alice"));
 	cr_assert(eq(str, got.email, "a@example.org"));
@@ -2162,13 +2162,62 @@ Test(registry, count_follows_inserts_and_deletes)
 	cr_assert(eq(i64, count(), 1));
 }
 
-Test(registry, count_is_kept_by_triggers_whoever_writes)
+Test(registry, count_moves_with_the_commit_and_its_savepoints)
 {
-	raw_exec("INSERT INTO users VALUES ('x', 'x', NULL, NULL, NULL, '',"
-	    " 0, 1, 0, 0), ('y', 'y', NULL, NULL, NULL, '', 0, 2, 0, 0)");
-	cr_assert(eq(i64, count(), 2));
-	raw_exec("DELETE FROM users WHERE key = 'x'");
+	struct user u;
+	int64_t n = -1;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "x", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	/* Inside the write, with its own inserts; outside, not yet. */
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 1));
+	cr_assert(eq(i64, raw_int("SELECT v FROM meta WHERE k = 'users'"), 0));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "y", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
 	cr_assert(eq(i64, count(), 1));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM users"), 1));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "x", &u), REG_OK));
+	cr_assert(eq(int, registry_delete(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(i64, count(), 1));
+}
+
+Test(registry, revision_is_stored_once_by_the_commit)
+{
+	struct user u;
+	int64_t v = -1;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "a", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	mkuser(&u, "b", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_revision(reg, &v), REG_OK));
+	cr_assert(eq(i64, v, 2));
+	/* An undone write gives its version back. */
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "c", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(i64, u.version, 3));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_revision(reg, &v), REG_OK));
+	cr_assert(eq(i64, v, 2));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(i64, raw_int("SELECT v FROM meta WHERE k = 'revision'"),
+	    2));
+	/* A rolled-back write stores nothing. */
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "d", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(i64, revision(), 2));
 }
 
 Test(registry, load_keeps_version_and_timestamps_without_a_new_revision)
@@ -2384,4 +2433,32 @@ Test(registry, busy_wait_honours_busy_timeout_and_is_counted)
 	cr_assert(eq(u64, waits, 1));
 	registry_lock_waits(NULL, &seconds, &waits);
 	cr_assert(eq(u64, waits, 0));
+}
+
+Test(registry, version_2_file_loses_its_count_triggers_and_keeps_its_count)
+{
+	struct user u;
+
+	mkuser(&u, "ann", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	registry_close(reg);
+	reg = NULL;
+	/* What version 2 had: a trigger per insert and per delete. */
+	raw_exec("CREATE TRIGGER users_counted_in AFTER INSERT ON users BEGIN"
+	    " UPDATE meta SET v = v + 1 WHERE k = 'users'; END;"
+	    "CREATE TRIGGER users_counted_out AFTER DELETE ON users BEGIN"
+	    " UPDATE meta SET v = v - 1 WHERE k = 'users'; END;"
+	    "PRAGMA user_version = 2");
+	reg = open_at(dbpath, 2000);
+	cr_assert(eq(i64, raw_int("PRAGMA user_version"), 3));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM sqlite_master WHERE"
+	    " type = 'trigger'"), 0));
+	mkuser(&u, "bea", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	/* Counted once, not twice. */
+	cr_assert(eq(i64, count(), 2));
 }
