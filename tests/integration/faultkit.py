@@ -22,7 +22,8 @@ SQLite file itself: integrity, duplicates, counters), agree() (the same
 GET answered alike by every worker, told apart through the pool's log),
 SqliteLock (another process holding the registry's lock), FastCGI (a
 client on the pool's socket, to send a body in pieces), cgi() (plain CGI,
-as any user), and small process helpers. Everything a Rig starts runs in
+as any user), and alive() and wait_until() of tests/lib/proc.py.
+Everything a Rig starts runs in
 a process group of its own and is stopped by pid; its tmpfs is
 unmounted whatever the test did.
 """
@@ -53,6 +54,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 for _p in (os.path.join(ROOT, "tests", "lib"), HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+import proc  # noqa: E402
 import server  # noqa: E402
 import stack  # noqa: E402
 
@@ -63,40 +65,10 @@ ACCESS_RE = re.compile(r"userreg\[(\d+)\]: info: .* id=([0-9a-f-]{36})\s*$")
 
 # ------------------------------------------------------------ processes
 
-def proc_state(pid):
-    """The state letter of pid from /proc ("R", "S", "Z", ...), None if gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    return data[data.rfind(")") + 2:].split()[0]
-
-
-def alive(pids):
-    """The pids of pids still running: a zombie counts as gone (nothing
-    reaps orphans on this machine)."""
-    return [p for p in pids if proc_state(p) not in (None, "Z")]
-
-
-def comm(pid):
-    """The process name of pid (as prctl(PR_SET_NAME) set it), or ""."""
-    try:
-        with open("/proc/%d/comm" % pid) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def wait_until(fn, timeout, interval=0.05):
-    """Calls fn until it returns something true or timeout seconds pass;
-    returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval)
+# tests/lib/proc.py's, under the names the tests use: alive(pids) (a
+# zombie counts as gone), wait_until(fn, timeout, interval).
+alive = proc.alive
+wait_until = proc.wait_until
 
 
 # ----------------------------------------------------------------- rigs
@@ -153,12 +125,6 @@ class _Front:
         return self.stack.add_user(user)
 
 
-def _mounted(path):
-    real = os.path.realpath(path)
-    with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == real for line in f if len(line.split()) > 1)
-
-
 class Rig:
     """One private deployment: userreg.fcgi's pool (workers processes and
     the group-commit writer) behind nginx, all under dir.
@@ -188,7 +154,7 @@ class Rig:
 
     def mount(self):
         """Mounts the tmpfs the registry lives on (tmpfs_kb KiB), if any."""
-        if self.fs is not None and not _mounted(self.fs):
+        if self.fs is not None and not proc.mounted(self.fs):
             subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dk,mode=0755" % self.tmpfs_kb,
                             "tmpfs", self.fs], check=True, timeout=30)
         return self
@@ -205,7 +171,7 @@ class Rig:
     def unmount(self):
         """Unmounts the tmpfs (lazily if something still holds it);
         returns the problems."""
-        if self.fs is None or not _mounted(self.fs):
+        if self.fs is None or not proc.mounted(self.fs):
             return []
         r = subprocess.run(["umount", self.fs], capture_output=True, timeout=30)
         if r.returncode == 0:
@@ -229,11 +195,11 @@ class Rig:
 
     def worker_pids(self):
         """The master's live workers (every child but the writer), sorted."""
-        return [p for p in self.children() if comm(p) != "userreg-writer"]
+        return [p for p in self.children() if proc.comm(p) != "userreg-writer"]
 
     def writer_pid(self):
         """The master's live writer, or None."""
-        w = [p for p in self.children() if comm(p) == "userreg-writer"]
+        w = [p for p in self.children() if proc.comm(p) == "userreg-writer"]
         return w[0] if w else None
 
     def wait_workers(self, n=None, timeout=10.0):
@@ -247,7 +213,7 @@ class Rig:
         if str(self.config.get("group_commit", "on")) in ("off", "False"):
             return True
         # A build without the group-commit writer names no process.
-        named = any(comm(p).startswith("userreg-") for p in self.children())
+        named = any(proc.comm(p).startswith("userreg-") for p in self.children())
         return self.writer_pid() is not None or not named
 
     def wait_restarted(self, old, timeout=10.0):
@@ -276,7 +242,7 @@ class Rig:
         return os.path.join(os.path.dirname(self.conf_path), lf)
 
     def log_offset(self):
-        return stack.file_size(self.log_path)
+        return proc.file_size(self.log_path)
 
     def log_since(self, offset, path=None):
         try:
@@ -723,7 +689,7 @@ def fill(directory, chunk=65536):
         assert e.errno == errno.ENOSPC, "filling %s: %s" % (directory, e)
     finally:
         os.close(fd)
-    return path, stack.file_size(path)
+    return path, proc.file_size(path)
 
 
 def nginx_errors(rig, offset):
@@ -784,44 +750,6 @@ def agree(rig, path, timeout=20.0, max_requests=600, burst=8):
 
 # ------------------------------------------------- CGI and raw FastCGI
 
-def parse_cgi(out, method="GET", label=""):
-    """A CGI/FastCGI answer's bytes (Status and headers, a blank line, the
-    body) as a server.Response."""
-    sep, cut = out.find(b"\r\n\r\n"), 4
-    if sep < 0 or (0 <= out.find(b"\n\n") < sep):
-        sep, cut = out.find(b"\n\n"), 2
-    assert sep >= 0, "answer has no header end: %r" % out[:300]
-    items = []
-    for line in out[:sep].decode("latin-1").replace("\r\n", "\n").split("\n"):
-        k, _, v = line.partition(":")
-        items.append((k.strip(), v.strip()))
-    hdrs = server.Headers(items)
-    status, reason = 200, "OK"
-    if "Status" in hdrs:
-        code, _, reason = hdrs["Status"].partition(" ")
-        status = int(code)
-    return server.Response(status, reason, hdrs, out[sep + cut:], method=method,
-                           raw_head=out[:sep], request_line=label)
-
-
-def _cgi_env(rig, method, path, headers, content_length):
-    uri = rig.srv.url(path)
-    e = {k: v for k, v in os.environ.items()
-         if k in ("PATH", "LANG", "TZ") or k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
-    e.update({"GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1",
-              "SERVER_SOFTWARE": "userreg-tests", "SERVER_NAME": "localhost",
-              "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
-              "REQUEST_METHOD": method, "REQUEST_URI": uri,
-              "SCRIPT_NAME": uri.split("?", 1)[0],
-              "QUERY_STRING": uri.split("?", 1)[1] if "?" in uri else ""})
-    if content_length is not None:
-        e["CONTENT_LENGTH"] = str(content_length)
-    for k, v in (headers or {}).items():
-        name = k.upper().replace("-", "_")
-        e[name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name] = v
-    return e
-
-
 def cgi(rig, method, path, body=None, headers=None, env=None, user=None, timeout=REQUEST_TIMEOUT):
     """Runs the binary once as plain CGI on rig's config, as root or as
     user (a uid: the registry's permissions then apply); body is sent
@@ -831,7 +759,8 @@ def cgi(rig, method, path, body=None, headers=None, env=None, user=None, timeout
         body = server.compact_json(body)
         headers = dict(headers or {})
         headers.setdefault("Content-Type", "application/json")
-    e = _cgi_env(rig, method, path, headers, len(body) if body is not None else None)
+    e = server.cgi_env(rig.srv.url(path), method, headers,
+                      len(body) if body is not None else None)
     e["USERREG_CONF"] = rig.conf_path
     e.update(env or {})
     kw = {}
@@ -844,7 +773,7 @@ def cgi(rig, method, path, body=None, headers=None, env=None, user=None, timeout
         raise AssertionError("CGI %s %s answered no status and headers (exit status %d): %r %s"
                              % (method, path, p.returncode, p.stdout[:200],
                                 p.stderr.decode("utf-8", "replace")[-300:]))
-    r = parse_cgi(p.stdout, method, "CGI %s %s" % (method, path))
+    r = server.parse_cgi(p.stdout, method, "CGI %s %s" % (method, path))
     r.seconds = time.monotonic() - t0
     r.stderr = p.stderr.decode("utf-8", "replace")
     r.returncode = p.returncode
@@ -882,7 +811,7 @@ class FastCGI:
 
     def begin(self, rig, method, path, headers=None, content_length=None, params=None):
         self.method = method
-        e = _cgi_env(rig, method, path, headers, content_length)
+        e = server.cgi_env(rig.srv.url(path), method, headers, content_length)
         e.pop("PATH", None)
         e.update(params or {})
         self._record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
@@ -922,7 +851,7 @@ class FastCGI:
             raise AssertionError("no FastCGI answer in time (got %r)" % out[:200])
         finally:
             self.s.close()
-        return parse_cgi(out, self.method, "FastCGI %s" % self.method)
+        return server.parse_cgi(out, self.method, "FastCGI %s" % self.method)
 
 
 def json_body(obj):

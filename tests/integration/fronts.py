@@ -48,13 +48,11 @@ on first use, one database, a schema per registry (POSTGRES.registry).
 import base64
 import grp
 import hashlib
-import http.client
 import os
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +67,7 @@ for _p in (LIB, CONTRACT):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 import pg  # noqa: E402
+import proc  # noqa: E402
 import stack  # noqa: E402
 
 DEPLOY = os.path.join(ROOT, "deploy")
@@ -193,16 +192,17 @@ POSTGRES = Postgres()
 
 class Proc:
     """A process a front runs, in a session (process group) of its own: a
-    child (spawned) or a daemon found by its pid file (adopted). Behaves
-    like a subprocess.Popen as far as stack.stop_process and the tests
-    need: pid, poll(), wait(timeout), returncode. An adopted process is
-    not our child: its exit status is unknown, and reads as 0."""
+    child (spawned, a subprocess.Popen) or a daemon found by its pid file
+    (adopted, a proc.Adopted). Behaves like a subprocess.Popen as far as
+    proc.stop and the tests need: pid, poll(), wait(timeout), returncode.
+    An adopted process is not our child: its exit status is unknown, and
+    reads as 0."""
 
     def __init__(self, what, popen=None, pid=None):
         self.what = what
-        self.popen = popen
-        self.pid = popen.pid if popen is not None else pid
-        self._gone = None
+        self.adopted = popen is None
+        self.popen = popen if popen is not None else proc.Adopted(pid)
+        self.pid = self.popen.pid
 
     @classmethod
     def spawn(cls, what, argv, log, cwd, env=None):
@@ -210,58 +210,24 @@ class Proc:
 
     @property
     def returncode(self):
-        if self.popen is not None:
-            return self.popen.returncode
-        return self._gone
+        return self.popen.returncode
 
     def poll(self):
-        if self.popen is not None:
-            return self.popen.poll()
-        if self._gone is None:
-            st = stack._proc_stat(self.pid)
-            if st is None or st[0] == "Z":
-                self._gone = 0
-        return self._gone
+        return self.popen.poll()
 
     def wait(self, timeout=None):
-        if self.popen is not None:
-            return self.popen.wait(timeout=timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.what, timeout)
-            time.sleep(0.02)
-        return self._gone
+        return self.popen.wait(timeout=timeout)
 
     def running(self):
         return self.poll() is None
 
+    def ended(self):
+        """How it ended, for a message: its exit status where known."""
+        return "exited" if self.adopted else "exited with status %s" % self.returncode
+
     def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT, expect_zero=False):
         """Signals, waits, then kills its group; returns problems."""
-        return stack.stop_process(self, self.what, sig, timeout,
-                                  expect_zero and self.popen is not None)
-
-
-def connectable(path):
-    """True if a unix socket at path accepts a connection now."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.settimeout(1.0)
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def listening(port):
-    """True if 127.0.0.1:port accepts a connection now."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-        return True
-    except OSError:
-        return False
+        return proc.stop(self, self.what, sig, timeout, expect_zero and not self.adopted)
 
 
 def run_script(argv, env=None, timeout=60):
@@ -452,16 +418,25 @@ class Part:
     def running(self):
         return self.proc is not None and self.proc.running()
 
-    def _adopt(self, proc):
-        self.proc = proc
-        self.pgids.append(proc.pid)
+    def _adopt(self, p):
+        self.proc = p
+        self.pgids.append(p.pid)
+
+    def _wait_socket(self, ready, timeout, what):
+        """Returns once ready() is true; FrontError when the process (what,
+        for the message) exits first, or after timeout seconds."""
+        if proc.wait_until(ready, timeout, 0.02, [self.proc]):
+            return
+        if not self.proc.running():
+            raise FrontError("%s: %s %s at start" % (self.front.label, what, self.proc.ended()))
+        raise FrontError("%s: no socket %s within %.0fs" % (self.front.label, self.sock, timeout))
 
     def stop(self, expect_zero=False):
         problems = []
         if self.proc is not None:
             problems += self.proc.stop(expect_zero=expect_zero)
-        problems += stack.reap_groups(self.pgids, "%s %s" % (self.front.label, self.name))
-        self.pgids = [g for g in self.pgids if stack.processes_in_group(g)]
+        problems += proc.reap_groups(self.pgids, "%s %s" % (self.front.label, self.name))
+        self.pgids = [g for g in self.pgids if proc.processes_in_group(g)]
         self.proc = None
         return problems
 
@@ -493,15 +468,7 @@ class OwnPool(Part):
             os.unlink(self.sock)
         self._adopt(Proc.spawn("%s worker pool" % self.front.label, self.argv(), self.log,
                                self.front.dir, self.front.pool_env()))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.proc.running():
-                raise FrontError("%s: worker pool exited with status %s at start"
-                                 % (self.front.label, self.proc.returncode))
-            if connectable(self.sock):
-                return
-            time.sleep(0.02)
-        raise FrontError("%s: no socket %s within %.0fs" % (self.front.label, self.sock, timeout))
+        self._wait_socket(lambda: proc.connectable(self.sock), timeout, "worker pool")
 
     def stop(self, expect_zero=True):
         return super().stop(expect_zero)
@@ -552,31 +519,12 @@ class SpawnFcgiPool(Part):
         except (OSError, ValueError) as e:
             raise FrontError("%s: no pid in %s: %s" % (self.front.label, self.pidfile, e))
         self._adopt(Proc("%s pool master (pid file)" % self.front.label, pid=pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.proc.running():
-                raise FrontError("%s: the pool (pid %d) exited at start" % (self.front.label, pid))
-            if connectable(self.sock):
-                return
-            time.sleep(0.02)
-        raise FrontError("%s: no socket %s within %.0fs" % (self.front.label, self.sock, timeout))
+        self._wait_socket(lambda: proc.connectable(self.sock), timeout,
+                          "the pool (pid %d)" % pid)
 
 
-def account_exists(name):
-    import pwd
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-def group_exists(name):
-    try:
-        grp.getgrnam(name)
-        return True
-    except KeyError:
-        return False
+account_exists = proc.user_exists
+group_exists = proc.group_exists
 
 
 def remove_account(name, group):
@@ -661,15 +609,7 @@ class SocketActivatedPool(Part):
             os.unlink(self.sock)
         self._adopt(Proc.spawn("%s socket-activated pool" % self.front.label, self.argv(),
                                self.log, self.front.dir, self.front.pool_env()))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.proc.running():
-                raise FrontError("%s: systemd-socket-activate exited with status %s"
-                                 % (self.front.label, self.proc.returncode))
-            if os.path.exists(self.sock):
-                return
-            time.sleep(0.02)
-        raise FrontError("%s: no socket %s within %.0fs" % (self.front.label, self.sock, timeout))
+        self._wait_socket(lambda: os.path.exists(self.sock), timeout, "systemd-socket-activate")
 
     def stop(self, expect_zero=True):
         return super().stop(expect_zero)
@@ -711,7 +651,7 @@ class Nginx(Part):
             raise FrontError("nginx not found (apt-get install nginx-light)")
         os.makedirs(self.dir, exist_ok=True)
         for _ in range(5):
-            self.port = stack.free_port()
+            self.port = proc.free_port()
             r = run_script(["sh", RENDER_NGINX, self.front.base, self.upstream,
                             str(self.port), self.dir], env=self.env())
             if r.returncode != 0:
@@ -722,23 +662,13 @@ class Nginx(Part):
             self._adopt(Proc.spawn("%s nginx" % self.front.label,
                                    [self.bin, "-e", self.error_log, "-c", conf],
                                    os.path.join(self.dir, "stderr.log"), self.dir))
-            if self._wait_listening(timeout):
+            if proc.wait_until(lambda: proc.listening(self.port), timeout, 0.02, [self.proc]):
                 return
-            if "in use" in "\n".join(stack.tail(self.error_log)):
+            if "in use" in "\n".join(proc.tail(self.error_log)):
                 self.stop()
                 continue
             break
         raise FrontError("%s: nginx did not listen on 127.0.0.1:%s" % (self.front.label, self.port))
-
-    def _wait_listening(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.proc.running():
-                return False
-            if listening(self.port):
-                return True
-            time.sleep(0.02)
-        return False
 
 
 class Apache(Part):
@@ -781,7 +711,7 @@ class Apache(Part):
             raise FrontError("apache2 not found (apt-get install apache2)")
         os.makedirs(self.dir, exist_ok=True)
         for _ in range(5):
-            self.port = stack.free_port()
+            self.port = proc.free_port()
             r = run_script(["sh", RENDER_APACHE, self.mode, self.front.base, self.where,
                             str(self.port), self.dir], env=self.env())
             if r.returncode != 0:
@@ -793,20 +723,17 @@ class Apache(Part):
             self._adopt(Proc.spawn("%s apache" % self.front.label,
                                    [self.bin, "-f", conf, "-DFOREGROUND"],
                                    os.path.join(self.dir, "stderr.log"), self.dir, env))
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.proc.running():
-                if listening(self.port):
-                    return
-                time.sleep(0.05)
-            lost = "in use" in "\n".join(stack.tail(self.error_log) +
-                                         stack.tail(os.path.join(self.dir, "stderr.log")))
+            if proc.wait_until(lambda: proc.listening(self.port), timeout, 0.05, [self.proc]):
+                return
+            lost = "in use" in "\n".join(proc.tail(self.error_log) +
+                                         proc.tail(os.path.join(self.dir, "stderr.log")))
             self.stop()
             if not lost:
                 break
         raise FrontError("%s: apache did not listen on 127.0.0.1:%s:\n%s" % (
             self.front.label, self.port,
-            "\n".join(stack.tail(os.path.join(self.dir, "stderr.log"))
-                      + stack.tail(self.error_log))))
+            "\n".join(proc.tail(os.path.join(self.dir, "stderr.log"))
+                      + proc.tail(self.error_log))))
 
 
 class PrismProxy(Part):
@@ -915,16 +842,8 @@ class Composite(Front):
         port = self.health_port()
         if port is None:
             return False
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        try:
-            c.request("GET", self.base + "healthz", headers=self._probe_headers())
-            r = c.getresponse()
-            r.read()
-            return r.status == 200
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            c.close()
+        return stack.get_status(port, self.base + "healthz", self._probe_headers(),
+                                timeout) == 200
 
     def health_port(self):
         return self.port
@@ -938,7 +857,7 @@ class Composite(Front):
         return master, workers, self.log_offsets()
 
     def _workers_of(self, master):
-        return stack.children_of(master) if master else []
+        return proc.children_of(master) if master else []
 
     def check(self, since=None):
         trouble = ["%s exited (status %s)" % (p.name, p.proc.returncode if p.proc else "?")
@@ -959,18 +878,12 @@ class Composite(Front):
         return out
 
     def log_offsets(self):
-        return {path: stack.file_size(path) for _, path in self.logs()}
+        return {path: proc.file_size(path) for _, path in self.logs()}
 
-    def log_tail(self, since=None, lines=stack.TAIL_LINES):
+    def log_tail(self, since=None, lines=proc.TAIL_LINES):
         offsets = since[2] if since else {}
-        out = []
-        for label, path in self.logs():
-            t = stack.tail(path, offsets.get(path, 0), lines)
-            if t:
-                out.append("  -- %s (%s), last lines:" % (label, self.label))
-                out.extend("  | " + (line if len(line) <= 300 else line[:300] + "...")
-                           for line in t)
-        return "\n".join(out)
+        return stack.log_tails(self.label, [(label, path, offsets.get(path, 0))
+                                            for label, path in self.logs()], lines)
 
     # -- the pool
 

@@ -50,7 +50,7 @@ for _p in (LIB, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 import fronts  # noqa: E402
-import stack  # noqa: E402
+import proc  # noqa: E402
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 VERSION_RE = re.compile(r"[1-9][0-9]*\Z")
@@ -72,8 +72,8 @@ RESOLUTION = {
 }
 
 REQUEST_TIMEOUT = 10.0     # default seconds per HTTP exchange
-STOP_TIMEOUT = 15.0        # seconds for the pool to stop on SIGTERM
-LEFTOVER_GRACE = 3.0       # seconds a stopped pool's processes may linger
+STOP_TIMEOUT = proc.STOP_TIMEOUT        # seconds for the pool to stop on SIGTERM
+LEFTOVER_GRACE = proc.LEFTOVER_GRACE    # seconds a stopped pool's processes may linger
 
 
 # ---------------------------------------------------------------- responses
@@ -177,6 +177,50 @@ def compact_json(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+# ----------------------------------------------------------- CGI, FastCGI
+
+def cgi_env(uri, method, headers=None, content_length=None):
+    """The CGI/1.1 environment of one request for uri (str): ours for PATH,
+    LANG, TZ and the sanitizers' options, the request's variables, and
+    headers (a dict or (name, value) pairs) as HTTP_* (Content-Type and
+    Content-Length as CONTENT_*); CONTENT_LENGTH when content_length is
+    not None."""
+    e = {k: v for k, v in os.environ.items()
+         if k in ("PATH", "LANG", "TZ") or k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
+    e.update({"GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1",
+              "SERVER_SOFTWARE": "userreg-tests", "SERVER_NAME": "localhost",
+              "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
+              "REQUEST_METHOD": method, "REQUEST_URI": uri,
+              "SCRIPT_NAME": uri.split("?", 1)[0],
+              "QUERY_STRING": uri.split("?", 1)[1] if "?" in uri else ""})
+    if content_length is not None:
+        e["CONTENT_LENGTH"] = str(content_length)
+    for k, v in (headers.items() if isinstance(headers, dict) else headers or []):
+        name = k.upper().replace("-", "_")
+        e[name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name] = v
+    return e
+
+
+def parse_cgi(out, method="GET", label=""):
+    """A CGI/FastCGI answer's bytes (Status and headers, a blank line, the
+    body) as a Response; label names the exchange in its request_line."""
+    sep, cut = out.find(b"\r\n\r\n"), 4
+    if sep < 0 or (0 <= out.find(b"\n\n") < sep):
+        sep, cut = out.find(b"\n\n"), 2
+    assert sep >= 0, "answer has no header end: %r" % out[:300]
+    items = []
+    for line in out[:sep].decode("latin-1").replace("\r\n", "\n").split("\n"):
+        k, _, v = line.partition(":")
+        items.append((k.strip(), v.strip()))
+    hdrs = Headers(items)
+    status, reason = 200, "OK"
+    if "Status" in hdrs:
+        code, _, reason = hdrs["Status"].partition(" ")
+        status = int(code)
+    return Response(status, reason, hdrs, out[sep + cut:], method=method,
+                    raw_head=out[:sep], request_line=label)
+
+
 # ------------------------------------------------------------------ client
 
 class Server:
@@ -272,15 +316,13 @@ class Server:
         rc = self.wait_pool()
         try:
             assert rc == 0, "worker pool exit status on SIGTERM: %r (want 0)" % rc
-            deadline = time.monotonic() + LEFTOVER_GRACE
-            while stack.processes_in_group(self.pool.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            left = stack.processes_in_group(self.pool.pid)
+            proc.wait_until(lambda: not proc.processes_in_group(self.pool.pid), LEFTOVER_GRACE)
+            left = proc.processes_in_group(self.pool.pid)
             assert not left, "processes %s of the stopped pool are still running" % left
             yield self
         finally:
             if self.pool.poll() is None:
-                stack.stop_process(self.pool, "worker pool")
+                proc.stop(self.pool, "worker pool")
             self.start_pool()
 
     def healthy(self):
@@ -614,45 +656,17 @@ class Server:
         uri = self.url(path)
         if isinstance(uri, bytes):
             uri = uri.decode("latin-1")
-        e = {k: v for k, v in os.environ.items()
-             if k in ("PATH", "LANG", "TZ") or k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
-        e.update({"GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1",
-                  "SERVER_SOFTWARE": "userreg-tests", "SERVER_NAME": "localhost",
-                  "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
-                  "REQUEST_METHOD": method, "REQUEST_URI": uri,
-                  "SCRIPT_NAME": uri.split("?", 1)[0],
-                  "QUERY_STRING": uri.split("?", 1)[1] if "?" in uri else "",
-                  "USERREG_CONF": self.conf_path})
-        if body is not None:
-            e["CONTENT_LENGTH"] = str(len(body))
-        for k, v in (headers.items() if isinstance(headers, dict) else headers or []):
-            name = k.upper().replace("-", "_")
-            if name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                e[name] = v
-            else:
-                e["HTTP_" + name] = v
+        e = cgi_env(uri, method, headers, len(body) if body is not None else None)
+        e["USERREG_CONF"] = self.conf_path
         e.update(env or {})
         p = subprocess.run([self.binary], input=body or b"", stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, cwd=self.dir, env=e,
                            timeout=timeout or REQUEST_TIMEOUT)
         out = p.stdout
-        sep = out.find(b"\r\n\r\n")
-        cut = 4
-        if sep < 0 or (0 <= out.find(b"\n\n") < sep):
-            sep, cut = out.find(b"\n\n"), 2
-        assert sep >= 0, "CGI output has no header end (status %d): %r %r" % (
-            p.returncode, out[:300], p.stderr[-500:])
-        items = []
-        for line in out[:sep].decode("latin-1").replace("\r\n", "\n").split("\n"):
-            k, _, v = line.partition(":")
-            items.append((k.strip(), v.strip()))
-        hdrs = Headers(items)
-        status, reason = 200, "OK"
-        if "Status" in hdrs:
-            code, _, reason = hdrs["Status"].partition(" ")
-            status = int(code)
-        r = Response(status, reason, hdrs, out[sep + cut:], method=method, raw_head=out[:sep],
-                     request_line="CGI %s %s" % (method, uri[:160]))
+        assert b"\r\n\r\n" in out or b"\n\n" in out, \
+            "CGI output has no header end (status %d): %r %r" % (
+                p.returncode, out[:300], p.stderr[-500:])
+        r = parse_cgi(out, method, "CGI %s %s" % (method, uri[:160]))
         r.stderr = p.stderr.decode("utf-8", "replace")
         r.returncode = p.returncode
         return r

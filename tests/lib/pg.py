@@ -67,6 +67,11 @@ import tempfile
 import time
 import urllib.parse
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+import proc  # noqa: E402
+
 START_TIMEOUT = 30.0    # seconds for initdb + the server to accept queries
 STOP_TIMEOUT = 30.0     # seconds for a fast shutdown before SIGKILL
 STATE_FILE = "cluster.json"
@@ -121,50 +126,7 @@ def bindir():
     return os.path.dirname(found[-1])
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _proc_state(pid):
-    """State letter of pid from /proc, or None when it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    return data[data.rfind(")") + 2:].split()[0]
-
-
-def _alive(pid):
-    st = _proc_state(pid)
-    return st is not None and st != "Z"
-
-
-def _signal(pid, sig):
-    """kill(pid, sig); a process that is already gone is fine."""
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _children(ppid):
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                data = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        rest = data[data.rfind(")") + 2:].split()
-        if int(rest[1]) == ppid and rest[0] != "Z":
-            out.append(int(name))
-    return sorted(out)
+free_port = proc.free_port    # part of this module's API
 
 
 class Cluster:
@@ -198,7 +160,7 @@ class Cluster:
                 pid = int(f.readline().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if proc.running(pid) else None
 
     def _pm_status(self):
         try:
@@ -248,51 +210,39 @@ class Cluster:
             return self
         if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
             self._initdb()
-        logf = open(self.log, "ab")
-        try:
-            self._popen = subprocess.Popen(
-                [os.path.join(self.bin, "postgres"), "-D", self.data],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                cwd=self.dir, user=self.account.pw_uid,
-                group=self.account.pw_gid, extra_groups=[],
-                start_new_session=True)
-        finally:
-            logf.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._popen.poll() is not None:
-                raise PgError("postgres exited with %d: %s" % (
-                    self._popen.returncode, self._log_tail()))
-            if self._pm_status() == "ready":
-                return self
-            time.sleep(0.05)
+        self._popen = proc.spawn(
+            [os.path.join(self.bin, "postgres"), "-D", self.data], self.log,
+            cwd=self.dir, user=self.account.pw_uid,
+            group=self.account.pw_gid, extra_groups=[])
+        if proc.wait_until(lambda: self._pm_status() == "ready",
+                           START_TIMEOUT, procs=[self._popen]):
+            return self
+        if self._popen.poll() is not None:
+            raise PgError("postgres exited with %d: %s" % (
+                self._popen.returncode, self._log_tail()))
         self._signal_postmaster(signal.SIGQUIT)
         raise PgError("postgres not ready after %.0f s: %s" % (
             START_TIMEOUT, self._log_tail()))
 
     def _log_tail(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return "".join(f.readlines()[-20:]).strip()
-        except OSError:
-            return "(no log)"
+        return "\n".join(proc.tail(self.log)).strip() or "(no log)"
 
     def _signal_postmaster(self, sig):
         pid = self.pid
         if pid is not None:
-            _signal(pid, sig)
+            proc.kill(pid, sig)
         return pid
 
     def _wait_gone(self, pid, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._popen is not None and self._popen.pid == pid:
-                if self._popen.poll() is not None:
-                    return True
-            elif not _alive(pid):
-                return True
-            time.sleep(0.02)
-        return False
+        """Waits for the postmaster pid to exit (our child, or one another
+        process started from this dir); False if it still runs."""
+        p = self._popen if self._popen is not None and self._popen.pid == pid \
+            else proc.Adopted(pid)
+        try:
+            p.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
 
     def stop(self, sig=signal.SIGINT):
         """Stops the server by pid: SIGINT is PostgreSQL's fast shutdown
@@ -303,9 +253,9 @@ class Cluster:
         if pid is None:
             return
         if not self._wait_gone(pid, STOP_TIMEOUT):
-            for child in _children(pid):
-                _signal(child, signal.SIGKILL)
-            _signal(pid, signal.SIGKILL)
+            for child in proc.children_of(pid):
+                proc.kill(child, signal.SIGKILL)
+            proc.kill(pid, signal.SIGKILL)
             self._wait_gone(pid, STOP_TIMEOUT)
         # The postmaster removes its pid file itself, except after SIGKILL.
         if self._popen is not None and self._popen.pid == pid:
@@ -325,18 +275,18 @@ class Cluster:
         pid = self.pid
         if pid is None:
             raise PgError("pause: the server is not running")
-        _signal(pid, signal.SIGSTOP)
-        for child in _children(pid):
-            _signal(child, signal.SIGSTOP)
+        proc.kill(pid, signal.SIGSTOP)
+        for child in proc.children_of(pid):
+            proc.kill(child, signal.SIGSTOP)
 
     def resume(self):
         """Undoes pause(); a running server is left alone."""
         pid = self.pid
         if pid is None:
             return
-        for child in _children(pid):
-            _signal(child, signal.SIGCONT)
-        _signal(pid, signal.SIGCONT)
+        for child in proc.children_of(pid):
+            proc.kill(child, signal.SIGCONT)
+        proc.kill(pid, signal.SIGCONT)
 
     def outage(self, seconds):
         """The server down for seconds, then back on the same port."""

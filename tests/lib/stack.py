@@ -20,8 +20,10 @@ Stable API: class Stack (start, stop, kill, restart, start_pool, stop_pool,
 signal_pool, wait_pool, wait_ready, healthy, snapshot, check, leftovers,
 log_offsets, log_tail, add_user; attributes dir, registry, conf_path, port,
 base, pool, nginx, master_pid, nginx_pid, worker_pids()), StackError,
-binary(), and the helpers spawn, stop_process, reap_groups, free_port,
-processes_in_group, children_of, tail, write_config.
+binary(), write_config(), log_tails(), get_status(), and spawn (with
+our environment but USERREG_CONF) beside the process helpers of
+tests/lib/proc.py it passes on: stop_process (proc.stop), reap_groups,
+free_port, processes_in_group, children_of, file_size, tail.
 """
 
 import base64
@@ -30,18 +32,22 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import threading
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+import proc  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(HERE))
 RENDER_NGINX = os.path.join(ROOT, "deploy", "render-nginx.sh")
 
 START_TIMEOUT = 15.0    # seconds for the pool's socket, and again for /healthz
-STOP_TIMEOUT = 15.0     # seconds for a graceful stop before SIGKILL
-LEFTOVER_GRACE = 3.0    # seconds a stopped group may take to empty
-TAIL_LINES = 20
+STOP_TIMEOUT = proc.STOP_TIMEOUT        # seconds for a graceful stop before SIGKILL
+LEFTOVER_GRACE = proc.LEFTOVER_GRACE    # seconds a stopped group may take to empty
+TAIL_LINES = proc.TAIL_LINES
 PROBE_USER = "healthz-probe"
 
 
@@ -51,106 +57,24 @@ class StackError(Exception):
 
 # ------------------------------------------------------------- processes
 
-def _proc_stat(pid):
-    """(state, ppid, pgrp) of pid from /proc, or None if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    rest = data[data.rfind(")") + 2:].split()
-    return rest[0], int(rest[1]), int(rest[2])
-
-
-def _all_pids():
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def processes_in_group(pgid):
-    """Live (non-zombie) pids whose process group is pgid, sorted."""
-    out = []
-    for pid in _all_pids():
-        st = _proc_stat(pid)
-        if st and st[2] == pgid and st[0] != "Z":
-            out.append(pid)
-    return sorted(out)
-
-
-def children_of(ppid):
-    """Live (non-zombie) children of ppid, sorted."""
-    out = []
-    for pid in _all_pids():
-        st = _proc_stat(pid)
-        if st and st[1] == ppid and st[0] != "Z":
-            out.append(pid)
-    return sorted(out)
+# The process helpers are tests/lib/proc.py's; these names stay for the
+# harnesses that know them from here.
+stop_process = proc.stop
+reap_groups = proc.reap_groups
+processes_in_group = proc.processes_in_group
+children_of = proc.children_of
+free_port = proc.free_port
+file_size = proc.file_size
+tail = proc.tail
 
 
 def spawn(argv, log_path, cwd, env=None):
-    """Starts argv in a session (and process group) of its own, stdin from
-    /dev/null, stdout and stderr appended to log_path; returns the Popen.
-    env: the whole environment (default: ours without USERREG_CONF)."""
+    """proc.spawn(), in cwd; env the whole environment (default: ours
+    without USERREG_CONF, so that no config of the caller's leaks in)."""
     if env is None:
         env = dict(os.environ)
         env.pop("USERREG_CONF", None)
-    log = open(log_path, "ab")
-    try:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                cwd=cwd, env=env, start_new_session=True)
-    finally:
-        log.close()
-
-
-def stop_process(p, what, sig=signal.SIGTERM, timeout=STOP_TIMEOUT, expect_zero=False):
-    """Sends sig to p (a Popen) and waits up to timeout seconds; then
-    SIGKILLs its whole process group. Returns a list of problems (killed,
-    or a non-zero status when expect_zero). A p already gone is reaped."""
-    problems = []
-    if p is None:
-        return problems
-    if p.poll() is None:
-        try:
-            os.kill(p.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            problems.append("%s (pid %d) still running %.0fs after signal %d; killed"
-                            % (what, p.pid, timeout, sig))
-            _killpg(p.pid)
-            p.wait(timeout=5)
-            return problems
-        if expect_zero and p.returncode != 0:
-            problems.append("%s (pid %d) exited with status %s on signal %d (want 0)"
-                            % (what, p.pid, p.returncode, sig))
-    return problems
-
-
-def _killpg(pgid):
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def reap_groups(pgids, what, grace=LEFTOVER_GRACE):
-    """Waits up to grace seconds for the process groups pgids to empty,
-    then SIGKILLs what is left. Returns a problem per process left."""
-    problems = []
-    deadline = time.monotonic() + grace
-    for pgid in pgids:
-        left = processes_in_group(pgid)
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = processes_in_group(pgid)
-        for pid in left:
-            problems.append("%s: process %d (group %d) left running; killed" % (what, pid, pgid))
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    return problems
+    return proc.spawn(argv, log_path, cwd, env)
 
 
 # ------------------------------------------------------------------ files
@@ -159,35 +83,6 @@ def binary(build="build"):
     """The path of userreg.fcgi in the build directory build (relative to
     the current directory unless absolute)."""
     return os.path.join(os.path.abspath(build), "userreg.fcgi")
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def file_size(path):
-    """The size of path in bytes, 0 if it is missing."""
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def tail(path, offset=0, lines=TAIL_LINES):
-    """The last lines of path from byte offset on, as a list of str."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
 def write_config(path, config):
@@ -199,6 +94,34 @@ def write_config(path, config):
             if isinstance(v, bool):
                 v = "on" if v else "off"
             f.write("%s = %s\n" % (k, v))
+
+
+def log_tails(name, logs, lines=TAIL_LINES):
+    """The last lines of each log written since its offset, labelled, as
+    one str for a failure message; logs: (label, path, offset) triples,
+    name: whose logs they are. Long lines are cut at 300 characters."""
+    out = []
+    for label, path, offset in logs:
+        t = tail(path, offset, lines)
+        if t:
+            out.append("  -- %s (%s), last lines:" % (label, name))
+            out.extend("  | " + (line if len(line) <= 300 else line[:300] + "...")
+                       for line in t)
+    return "\n".join(out)
+
+
+def get_status(port, path, headers=None, timeout=5.0):
+    """The status of GET path on 127.0.0.1:port, or None without an answer."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        c.close()
 
 
 # ------------------------------------------------------------------ stack
@@ -320,21 +243,11 @@ class Stack:
                 "--workers", str(self.workers), "-c", self.conf_path]
         self.pool = spawn(argv, self.pool_log, self.dir, env)
         self._pgids.append(self.pool.pid)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.pool.poll() is not None:
-                raise StackError("%s: worker pool exited with status %s at start\n%s"
-                                 % (self.name, self.pool.returncode, self.log_tail()))
-            if os.path.exists(self.sock):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    s.connect(self.sock)
-                    return
-                except OSError:
-                    pass
-                finally:
-                    s.close()
-            time.sleep(0.02)
+        if proc.wait_until(lambda: proc.connectable(self.sock), timeout, 0.02, [self.pool]):
+            return
+        if self.pool.poll() is not None:
+            raise StackError("%s: worker pool exited with status %s at start\n%s"
+                             % (self.name, self.pool.returncode, self.log_tail()))
         raise StackError("%s: no socket %s within %.0fs\n%s"
                          % (self.name, self.sock, timeout, self.log_tail()))
 
@@ -362,14 +275,10 @@ class Stack:
     def wait_ready(self, timeout=START_TIMEOUT):
         """True once /healthz answers 200 within timeout seconds; False at
         once if the pool or nginx exits."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.master_pid is None or self.nginx_pid is None:
-                return False
-            if self.healthy(timeout=2):
-                return True
-            time.sleep(0.05)
-        return False
+        if self.master_pid is None or self.nginx_pid is None:
+            return False
+        return bool(proc.wait_until(lambda: self.healthy(timeout=2), timeout,
+                                    procs=[self.pool, self.nginx]))
 
     def healthy(self, timeout=5.0):
         """True if GET {base}healthz answers 200 through nginx now."""
@@ -379,16 +288,7 @@ class Stack:
         if self.auth_basic:
             cred = "%s:%s" % (PROBE_USER, self.add_user(PROBE_USER))
             headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request("GET", self.base + "healthz", headers=headers)
-            r = c.getresponse()
-            r.read()
-            return r.status == 200
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            c.close()
+        return get_status(self.port, self.base + "healthz", headers, timeout) == 200
 
     def signal_pool(self, sig=signal.SIGTERM):
         """Sends sig to the pool's master (not to the workers)."""
@@ -431,7 +331,7 @@ class Stack:
         targets = [self.pool] + ([self.nginx] if nginx else [])
         for p in targets:
             if p is not None:
-                _killpg(p.pid)
+                proc.killpg(p.pid)
         for p in targets:
             if p is not None:
                 p.wait(timeout=STOP_TIMEOUT)
@@ -484,15 +384,8 @@ class Stack:
     def log_tail(self, offsets=(0, 0), lines=TAIL_LINES):
         """The last lines of the pool's stderr and nginx's error.log written
         since offsets (see log_offsets), labelled, as one str."""
-        out = []
-        for label, path, off in (("worker stderr", self.pool_log, offsets[0]),
-                                 ("nginx error.log", self.nginx_log, offsets[1])):
-            t = tail(path, off, lines)
-            if t:
-                out.append("  -- %s (%s), last lines:" % (label, self.name))
-                out.extend("  | " + (line if len(line) <= 300 else line[:300] + "...")
-                           for line in t)
-        return "\n".join(out)
+        return log_tails(self.name, (("worker stderr", self.pool_log, offsets[0]),
+                                     ("nginx error.log", self.nginx_log, offsets[1])), lines)
 
     # -- credentials
 
