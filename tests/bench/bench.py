@@ -49,7 +49,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -63,6 +62,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 LUA = os.path.join(HERE, "bench.lua")
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import pg  # noqa: E402
+import proc  # noqa: E402
 
 CONNECTIONS = (1, 32)
 CGI_RUNS = 200
@@ -129,28 +129,15 @@ class Procs:
         self.live = []
 
     def start(self, argv, logpath, env=None):
-        with open(logpath, "ab") as logf:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                 stdout=logf, stderr=logf, env=env,
-                                 start_new_session=True)
+        p = proc.spawn(argv, logpath, env=env)
         self.live.append(p)
         return p
 
     def stop(self, p):
         """SIGTERM, then SIGKILL to its process group after a while."""
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, signal.SIGTERM)
-                p.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                log("pid %d ignored SIGTERM; killing it" % p.pid)
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
-            except ProcessLookupError:
-                pass
+        for problem in proc.stop(p, "pid %d" % p.pid, timeout=STOP_TIMEOUT,
+                                 kill_wait=None):
+            log(problem)
         if p in self.live:
             self.live.remove(p)
 
@@ -160,14 +147,6 @@ class Procs:
 
 
 PROCS = Procs()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http(port, method, path, body=None, headers=None, timeout=10.0):
@@ -183,18 +162,17 @@ def http(port, method, path, body=None, headers=None, timeout=10.0):
 
 
 def wait_up(port, what, procs):
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        for p in procs:
-            if p.poll() is not None:
-                raise BenchError("%s exited with %s at start" %
-                                 (what, p.returncode))
+    def up():
         try:
-            if http(port, "GET", "/healthz", timeout=2.0)[0] == 200:
-                return
+            return http(port, "GET", "/healthz", timeout=2.0)[0] == 200
         except OSError:
-            pass
-        time.sleep(0.1)
+            return False
+    if proc.wait_until(up, START_TIMEOUT, 0.1, procs):
+        return
+    for p in procs:
+        if p.poll() is not None:
+            raise BenchError("%s exited with %s at start" %
+                             (what, p.returncode))
     raise BenchError("%s did not answer /healthz within %ds" %
                      (what, START_TIMEOUT))
 
@@ -205,7 +183,7 @@ class Site:
     def __init__(self, ctx, name, argv, sock):
         self.ctx = ctx
         self.name = name
-        self.port = free_port()
+        self.port = proc.free_port()
         prefix = os.path.join(ctx.scratch, "nginx-" + name)
         if os.path.exists(sock):
             os.unlink(sock)
@@ -544,9 +522,9 @@ class Registry:
             return {"pool": pool, "broken": "the pool is not running"}
         master = self.site.pool.pid
         out = {"pool": pool, "procs": []}
-        for pid in [master] + children(master):
+        for pid in [master] + proc.children_of(master):
             role, name = role_of(pid) if pid != master else ("master",
-                                                            comm(pid))
+                                                            proc.comm(pid))
             st = proc_status(pid)
             if st is None or role is None:
                 continue
@@ -577,42 +555,12 @@ def admin_error(p):
     return " ".join(err.splitlines()[:3])[:300]
 
 
-def children(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            kids.append(int(entry))
-    return sorted(kids)
-
-
-def comm(pid):
-    try:
-        with open("/proc/%d/comm" % pid) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
 def role_of(pid):
     """(writer or worker, name) of a pool child, from its name or command
     line (the writer calls itself "userreg: writer"); None once gone."""
-    name = comm(pid)
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmdline = f.read().replace(b"\0", b" ").decode("utf-8",
-                                                           "replace")
-    except OSError:
-        return None, None
-    if name is None:
+    name = proc.comm(pid)
+    cmdline = proc.cmdline(pid)
+    if cmdline is None or not name:
         return None, None
     return ("writer" if "writer" in name or "writer" in cmdline
             else "worker"), name

@@ -113,13 +113,15 @@ import http.client
 import importlib.util
 import json
 import os
-import signal
-import socket
 import subprocess
+import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+LIB = os.path.join(os.path.dirname(HERE), "lib")
+if LIB not in sys.path:
+    sys.path.insert(0, LIB)
+import proc  # noqa: E402
 
 
 def _load_tools():
@@ -150,16 +152,6 @@ class PrismError(Exception):
     """Prism could not be started."""
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
 def command(upstream_port, port, spec=SPEC, validate_request=True,
             cors=False):
     """The argv that start() runs."""
@@ -171,15 +163,6 @@ def command(upstream_port, port, spec=SPEC, validate_request=True,
     if not validate_request:
         argv.append("--validate-request=false")
     return argv
-
-
-def _tail(path, lines=20):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def ready(port, timeout=2.0):
@@ -215,25 +198,17 @@ def start(upstream_port, spec=SPEC, port=None, validate_request=True,
     attempts = 1 if port is not None else 2
     last = ""
     for attempt in range(attempts):
-        p_port = port if port is not None else free_port()
+        p_port = port if port is not None else proc.free_port()
         argv = command(upstream_port, p_port, spec, validate_request, cors)
         log = os.path.join(log_dir, "prism-%d.log" % p_port)
-        with open(log, "wb") as out:
-            popen = subprocess.Popen(argv, cwd=ROOT, env=tools.environment(),
-                                     stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        popen = proc.spawn(argv, log, cwd=ROOT, env=tools.environment(),
+                           append=False)
         p = Prism(popen.pid, p_port, "http://127.0.0.1:%d" % p_port, log,
                   popen, argv)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                break
-            if ready(p_port):
-                return p
-            time.sleep(0.2)
+        if proc.wait_until(lambda: ready(p_port), timeout, 0.2, [popen]):
+            return p
         stop(p)
-        last = _tail(log)
+        last = "\n".join(proc.tail(log))
         if "EADDRINUSE" not in last and "address already in use" not in last:
             break
     raise PrismError("prism did not start (%s):\n%s" % (" ".join(argv), last))
@@ -242,17 +217,10 @@ def start(upstream_port, spec=SPEC, port=None, validate_request=True,
 def stop(p, timeout=STOP_TIMEOUT):
     """Stops Prism's process group by its pid: SIGTERM, then SIGKILL.
     Returns its exit status (None if it could not be reaped)."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        if p.popen.poll() is not None:
-            break
-        try:
-            os.killpg(p.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            p.popen.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
+    try:
+        proc.stop(p.popen, "prism", timeout=timeout, group=True)
+    except subprocess.TimeoutExpired:
+        pass
     return p.popen.poll()
 
 

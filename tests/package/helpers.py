@@ -4,11 +4,16 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# tests/lib: proc.py, the process helpers every harness shares.
+LIB = os.path.join(ROOT, "tests", "lib")
+if LIB not in sys.path:
+    sys.path.insert(0, LIB)
 
 # What `make install` puts under PREFIX=/usr, whatever the tree holds.
 INSTALLED = [

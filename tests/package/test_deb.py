@@ -27,17 +27,14 @@ import pwd
 import re
 import secrets
 import shutil
-import signal
-import socket
 import stat
-import subprocess
 import tempfile
-import time
 
 import pytest
 
 from helpers import (ROOT, man_warnings, make, nginx_params, run, unit_value,
                      verify_units)
+import proc  # tests/lib, put on sys.path by helpers
 
 PKG = "userreg"
 USER = "userreg"
@@ -120,62 +117,11 @@ class Notes:
             pass
 
 
-def cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
-
-
-def children(pid):
-    """The pids whose parent is pid."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(d))
-    return out
-
-
-def gone(pid):
-    """Has pid exited (or is it a zombie nobody waits for)?"""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def stop(pid, proc=None, timeout=20):
-    """SIGTERM to pid, SIGKILL to it and its children after timeout s.
+def stop(p, what, timeout=20):
+    """SIGTERM to p (a Popen, or a proc.Adopted: a pid an interrupted run
+    noted), SIGKILL to its process group (it leads one) after timeout s.
     Returns True when it stopped on SIGTERM."""
-    kids = children(pid)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return True
-        if proc is None and gone(pid):
-            return True
-        time.sleep(0.05)
-    for p in [pid] + kids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if proc is not None:
-        proc.wait()
-    return False
+    return not proc.stop(p, what, timeout=timeout, kill_wait=None)
 
 
 def dpkg_status():
@@ -184,29 +130,13 @@ def dpkg_status():
     return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
 
 
-def user_exists(name):
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-def group_exists(name):
-    try:
-        grp.getgrnam(name)
-        return True
-    except KeyError:
-        return False
-
-
 def cleanup_leftovers(notes):
     """Stops what an interrupted run started and purges its install."""
     old = notes.load()
     for pid, what in old.get("pids", []):
-        line = cmdline(pid)
+        line = proc.cmdline(pid)
         if line is not None and what in line:
-            stop(pid)
+            stop(proc.Adopted(pid), what)
     if old.get("tmp") and os.path.isdir(old["tmp"]) and \
             os.path.basename(old["tmp"]).startswith("userreg-deb-test-"):
         shutil.rmtree(old["tmp"], ignore_errors=True)
@@ -222,7 +152,7 @@ def cleanup_leftovers(notes):
     if pw is not None and pw.pw_dir == STATE_DIR and pw.pw_uid < 1000 and \
             old.get("pids") is not None and os.path.exists(notes.path):
         run(["deluser", "--system", USER])
-        if group_exists(USER):
+        if proc.group_exists(USER):
             run(["delgroup", "--system", "--only-if-empty", USER])
     notes.clear()
 
@@ -245,7 +175,7 @@ def installed(deb, build):
     assert os.geteuid() == 0, "the package test installs with dpkg: run as root"
     notes = Notes(build)
     cleanup_leftovers(notes)
-    assert not user_exists(USER), \
+    assert not proc.user_exists(USER), \
         "a user %s exists without the package: not this test's" % USER
     notes.save()
     r = run(["dpkg", "-i", deb], check=False)
@@ -397,25 +327,14 @@ def test_installed_units_verify(installed):
     assert execs and execs[0].split()[0] == FCGI
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(what, check, proc, log, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
+def wait_for(what, check, p, log, timeout=15):
+    """Returns once check() is true; fails the test with the end of log
+    when p exits first or timeout seconds pass."""
+    if proc.wait_until(check, timeout, procs=[p]):
+        return
     with open(log, errors="replace") as f:
         tail = f.read()[-3000:]
-    pytest.fail("%s did not come up (exit %s):\n%s" % (what, proc.poll(), tail))
+    pytest.fail("%s did not come up (exit %s):\n%s" % (what, p.poll(), tail))
 
 
 def request(port, method, path, body=None, headers=None):
@@ -480,7 +399,7 @@ def test_serves_through_nginx_from_the_installed_snippet(installed):
                              "fastcgi_pass unix:%s;" % sock))
     nginx_params(tmp)
     os.mkdir(os.path.join(tmp, "tmp"))   # nginx makes the temp dirs in it
-    port = free_port()
+    port = proc.free_port()
     with open(os.path.join(tmp, "nginx.conf"), "w") as f:
         f.write(nginx_conf(tmp, port, site))
 
@@ -488,14 +407,11 @@ def test_serves_through_nginx_from_the_installed_snippet(installed):
     pool_log = os.path.join(tmp, "pool.log")
     nginx_log = os.path.join(tmp, "nginx.log")
     try:
-        with open(pool_log, "w") as log:
-            pool = subprocess.Popen(
-                [FCGI, "-c", CONF, "--listen", "unix:" + sock, "--workers", "2",
-                 "--socket-group", WEB_USER],
-                user=USER, group=USER, extra_groups=[WEB_USER], cwd="/",
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+        pool = proc.spawn(
+            [FCGI, "-c", CONF, "--listen", "unix:" + sock, "--workers", "2",
+             "--socket-group", WEB_USER], pool_log, cwd="/",
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, append=False,
+            user=USER, group=USER, extra_groups=[WEB_USER])
         notes.add_pid(pool.pid, FCGI)
         wait_for("the pool", lambda: os.path.exists(sock), pool, pool_log)
         st = os.stat(sock)
@@ -505,21 +421,11 @@ def test_serves_through_nginx_from_the_installed_snippet(installed):
         with open("/proc/%d/status" % pool.pid) as f:
             assert re.search(r"^Uid:\s+%d\s" % uid, f.read(), re.M)
 
-        with open(nginx_log, "w") as log:
-            nginx = subprocess.Popen(
-                ["nginx", "-e", os.path.join(tmp, "nginx-error.log"),
-                 "-c", os.path.join(tmp, "nginx.conf")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+        nginx = proc.spawn(
+            ["nginx", "-e", os.path.join(tmp, "nginx-error.log"),
+             "-c", os.path.join(tmp, "nginx.conf")], nginx_log, append=False)
         notes.add_pid(nginx.pid, "nginx")
-
-        def nginx_up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for("nginx", nginx_up, nginx, nginx_log)
+        wait_for("nginx", lambda: proc.listening(port), nginx, nginx_log)
 
         name = "pkg-" + secrets.token_hex(4)
         body = json.dumps({"username": name, "email": name + "@example.org"})
@@ -539,10 +445,10 @@ def test_serves_through_nginx_from_the_installed_snippet(installed):
         assert status == 200 and json.loads(data) == {"status": "ok"}
     finally:
         clean = True
-        for proc in (nginx, pool):
-            if proc is not None:
-                clean = stop(proc.pid, proc) and clean
-                notes.drop_pid(proc.pid)
+        for p, what in ((nginx, "nginx"), (pool, "the pool")):
+            if p is not None:
+                clean = stop(p, what) and clean
+                notes.drop_pid(p.pid)
         sock_left = os.path.exists(sock)
         # The socket's directory belongs to userreg: it goes before the purge.
         shutil.rmtree(tmp, ignore_errors=True)
@@ -591,7 +497,7 @@ def test_remove_keeps_config_registry_and_user(installed):
     assert not os.path.exists(FCGI)
     assert not os.path.exists(UNIT_DIR + "/userreg.service")
     assert os.path.isfile(CONF) and os.path.isfile(kept)
-    assert user_exists(USER)
+    assert proc.user_exists(USER)
 
 
 def test_purge_leaves_nothing(installed):
@@ -600,8 +506,8 @@ def test_purge_leaves_nothing(installed):
     assert r.returncode == 0, r.stdout + r.stderr
     assert dpkg_status() in (None, "unknown ok not-installed",
                              "purge ok not-installed")
-    assert not user_exists(USER)
-    assert not group_exists(USER)
+    assert not proc.user_exists(USER)
+    assert not proc.group_exists(USER)
     left = [p for p in packaged() + GONE_AFTER_PURGE if os.path.lexists(p)]
     assert left == []
     # Nothing of the user's anywhere this test or the package wrote.

@@ -17,7 +17,13 @@ import os
 import signal
 import shutil
 import subprocess
+import sys
 import time
+
+LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib")
+if LIB not in sys.path:
+    sys.path.insert(0, LIB)
+import proc  # noqa: E402
 
 CONTROL = ".lossyfs-control"
 MOUNT_TIMEOUT = 10.0
@@ -26,17 +32,6 @@ EXIT_TIMEOUT = 10.0
 
 class MountError(Exception):
     """lossyfs could not be mounted or unmounted."""
-
-
-def _is_mounted(path):
-    """True if path is a mount point listed in /proc/self/mounts."""
-    real = os.path.realpath(path)
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 1 and fields[1].replace("\\040", " ") == real:
-                return True
-    return False
 
 
 class LossyMount:
@@ -64,33 +59,30 @@ class LossyMount:
             raise MountError("%s is missing or not executable" % self.binary)
         if not os.path.exists("/dev/fuse"):
             raise MountError("/dev/fuse is missing: FUSE is not available here")
-        if _is_mounted(self.mountpoint):
+        if proc.mounted(self.mountpoint):
             raise MountError("%s is already a mount point" % self.mountpoint)
         os.makedirs(self.backing, exist_ok=True)
         os.makedirs(self.mountpoint, exist_ok=True)
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen([self.binary, self.backing, self.mountpoint],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
-        finally:
-            log.close()
-        deadline = time.monotonic() + MOUNT_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise MountError("lossyfs exited with status %s at start:\n%s"
-                                 % (self.proc.returncode, self.log_tail()))
-            if _is_mounted(self.mountpoint):
-                try:
-                    self.stats()
-                    self.mounts += 1
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.02)
+        self.proc = proc.spawn([self.binary, self.backing, self.mountpoint], self.log_path)
+        if proc.wait_until(self._answers, MOUNT_TIMEOUT, 0.02, [self.proc]):
+            self.mounts += 1
+            return
+        if self.proc.poll() is not None:
+            raise MountError("lossyfs exited with status %s at start:\n%s"
+                             % (self.proc.returncode, self.log_tail()))
         self._kill()
         raise MountError("lossyfs not mounted on %s within %.0fs:\n%s"
                          % (self.mountpoint, MOUNT_TIMEOUT, self.log_tail()))
+
+    def _answers(self):
+        """True once the mount is there and its control file answers."""
+        if not proc.mounted(self.mountpoint):
+            return False
+        try:
+            self.stats()
+            return True
+        except OSError:
+            return False
 
     def stats(self):
         """The control file's counters: {"power": "on", "fsyncs": 12, ...}."""
@@ -117,11 +109,11 @@ class LossyMount:
         problems = []
         if self.proc is None:
             return problems
-        if _is_mounted(self.mountpoint):
+        if proc.mounted(self.mountpoint):
             ok = False
             for _ in range(50):
                 r = self._fusermount("-u")
-                if r.returncode == 0 or not _is_mounted(self.mountpoint):
+                if r.returncode == 0 or not proc.mounted(self.mountpoint):
                     ok = True
                     break
                 time.sleep(0.1)
@@ -152,12 +144,9 @@ class LossyMount:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            proc.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=EXIT_TIMEOUT)
-        if _is_mounted(self.mountpoint):
+        if proc.mounted(self.mountpoint):
             self._fusermount("-uz")
 
     def close(self):
@@ -169,9 +158,4 @@ class LossyMount:
             return ["unmount failed: %s" % e]
 
     def log_tail(self, lines=20):
-        try:
-            with open(self.log_path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return ""
-        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+        return "\n".join(proc.tail(self.log_path, lines=lines))
