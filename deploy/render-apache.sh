@@ -26,10 +26,11 @@
 # children run as www-data, like the system's Apache.
 set -eu
 
-die() {
-	echo "render-apache.sh: $*" >&2
-	exit 2
-}
+here=$(cd "$(dirname "$0")" && pwd)
+me=render-apache.sh
+die_status=2
+# shellcheck source=deploy/lib.sh
+. "$here/lib.sh"
 
 [ $# -eq 5 ] || die "usage: render-apache.sh proxy|cgi BASE_PATH SOCKET|HOME_DIR PORT PREFIX_DIR"
 mode=$1
@@ -39,32 +40,17 @@ port=$4
 prefix=$5
 
 case $mode in proxy | cgi) ;; *) die "bad mode '$mode' (proxy or cgi)" ;; esac
-printf '%s\n' "$base" | grep -Eqx '/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)*' ||
-    die "bad BASE_PATH '$base' (like / or /api/)"
-printf '%s\n' "$where" | grep -Eqx '/[A-Za-z0-9._/+-]+' ||
-    die "bad SOCKET or HOME_DIR '$where' (an absolute path)"
-if ! printf '%s\n' "$port" | grep -Eqx '[1-9][0-9]{0,4}' || [ "$port" -gt 65535 ]; then
-	die "bad PORT '$port'"
-fi
+check_base_path "$base"
+check_path "SOCKET or HOME_DIR" "$where"
+check_port "$port"
+check_auth_env
 htpasswd=${USERREG_HTPASSWD:-}
-if [ -n "$htpasswd" ]; then
-	printf '%s\n' "$htpasswd" | grep -Eqx '/[A-Za-z0-9._/+-]+' ||
-	    die "bad USERREG_HTPASSWD '$htpasswd' (an absolute path)"
-fi
 metrics_from=${USERREG_METRICS_FROM:-}
-if [ -n "$metrics_from" ]; then
-	printf '%s\n' "$metrics_from" | grep -Eqx '[0-9A-Fa-f.:/ ]+' ||
-	    die "bad USERREG_METRICS_FROM '$metrics_from' (addresses or CIDR ranges)"
-fi
 modules=${APACHE_MODULES:-/usr/lib/apache2/modules}
 [ -r "$modules/mod_proxy_fcgi.so" ] || die "no Apache modules in $modules (set APACHE_MODULES)"
 
-here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-mkdir -p "$prefix"
-prefix=$(cd "$prefix" && pwd)
-printf '%s\n' "$prefix" | grep -Eqx '/[A-Za-z0-9._/+-]*' ||
-    die "PREFIX_DIR '$prefix' has characters apache2.conf would need quoted"
+make_prefix "$prefix" apache2.conf
 mkdir -p "$prefix/run" "$prefix/htdocs"
 
 if [ "$mode" = proxy ]; then

@@ -22,10 +22,11 @@
 # (daemon off: it stays in the foreground; stop it by its pid).
 set -eu
 
-die() {
-	echo "render-nginx.sh: $*" >&2
-	exit 2
-}
+here=$(cd "$(dirname "$0")" && pwd)
+me=render-nginx.sh
+die_status=2
+# shellcheck source=deploy/lib.sh
+. "$here/lib.sh"
 
 [ $# -eq 4 ] || die "usage: render-nginx.sh BASE_PATH UPSTREAM PORT PREFIX_DIR"
 base=$1
@@ -34,38 +35,24 @@ port=$3
 prefix=$4
 
 # Only characters that need no quoting in nginx.conf, sed or a regex.
-printf '%s\n' "$base" | grep -Eqx '/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)*' ||
-    die "bad BASE_PATH '$base' (like / or /api/)"
+check_base_path "$base"
 printf '%s\n' "$upstream" |
     grep -Eqx 'unix:/[A-Za-z0-9._/+-]+|[A-Za-z0-9.-]+:[0-9]+|\[[0-9A-Fa-f:]+\]:[0-9]+' ||
     die "bad UPSTREAM '$upstream' (like unix:/run/userreg/userreg.sock)"
-if ! printf '%s\n' "$port" | grep -Eqx '[1-9][0-9]{0,4}' || [ "$port" -gt 65535 ]; then
-	die "bad PORT '$port'"
-fi
+check_port "$port"
+check_auth_env
 htpasswd=${USERREG_HTPASSWD:-}
 authmode=${USERREG_AUTH:-all}
-if [ -n "$htpasswd" ]; then
-	printf '%s\n' "$htpasswd" | grep -Eqx '/[A-Za-z0-9._/+-]+' ||
-	    die "bad USERREG_HTPASSWD '$htpasswd' (an absolute path)"
-fi
 case $authmode in
 all | signup) ;;
 *) die "bad USERREG_AUTH '$authmode' (all or signup)" ;;
 esac
 metrics_from=${USERREG_METRICS_FROM:-}
-if [ -n "$metrics_from" ]; then
-	printf '%s\n' "$metrics_from" | grep -Eqx '[0-9A-Fa-f.:/ ]+' ||
-	    die "bad USERREG_METRICS_FROM '$metrics_from' (addresses or CIDR ranges)"
-fi
 
-here=$(cd "$(dirname "$0")" && pwd)
 snippet=$here/../conf/nginx-userreg.conf.in
 [ -r "$snippet" ] || die "cannot read $snippet"
 
-mkdir -p "$prefix"
-prefix=$(cd "$prefix" && pwd)
-printf '%s\n' "$prefix" | grep -Eqx '/[A-Za-z0-9._/+-]*' ||
-    die "PREFIX_DIR '$prefix' has characters nginx.conf would need quoted"
+make_prefix "$prefix" nginx.conf
 mkdir -p "$prefix/tmp/body" "$prefix/tmp/fastcgi" "$prefix/tmp/proxy" \
     "$prefix/tmp/scgi" "$prefix/tmp/uwsgi"
 

@@ -16,11 +16,9 @@ BUILD=${BUILD:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 state=${CLUSTER_DIR:-var/cluster}
-
-die() {
-	echo "run-cluster.sh: $*" >&2
-	exit 1
-}
+me=run-cluster.sh
+# shellcheck source=deploy/lib.sh
+. "$root/deploy/lib.sh"
 
 for v in "PORT=$PORT" "PORT2=$PORT2" "WORKERS=$WORKERS"; do
 	case ${v#*=} in '' | *[!0-9]*) die "${v%%=*} must be a number, not '${v#*=}'" ;; esac
@@ -32,21 +30,9 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx" ] || die "nginx is missing: apt-get install nginx-light"
 command -v setsid >/dev/null 2>&1 || die "setsid is missing: apt-get install util-linux"
 
-# A taken port is the usual failure: say so before starting anything.
 for p in "$PORT" "$PORT2"; do
-	if ! python3 - "$p" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-    s.listen(1)
-except (OSError, OverflowError, ValueError):
-    sys.exit(1)
-EOF
-	then
-		die "port $p on 127.0.0.1 is taken (or invalid); try PORT=9080 PORT2=9081 make run-cluster"
-	fi
+	port_free "$p" ||
+	    die "port $p on 127.0.0.1 is taken (or invalid); try PORT=9080 PORT2=9081 make run-cluster"
 done
 
 shown=$state
@@ -68,32 +54,6 @@ fronts=""      # the nginx of each host
 pools=""       # the pool of each host
 pg_started=""
 
-# Waits up to 15 s for pid, a signalled child, to exit; then kills it.
-reap() {
-	i=0
-	while [ $i -lt 150 ] && kill -0 "$1" 2>/dev/null; do
-		# An exited child stays a zombie until wait: that counts as gone.
-		case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) in Z*) break ;; esac
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if [ $i -ge 150 ]; then
-		echo "run-cluster.sh: pid $1 did not stop; killed" >&2
-		kill -KILL "$1" 2>/dev/null
-	fi
-	wait "$1" 2>/dev/null
-}
-
-# SIGTERM to each of its pids, then waits for them.
-stop_all() {
-	for pid in "$@"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "$@"; do
-		reap "$pid"
-	done
-}
-
 # The postmaster's pid while it runs (its pid file names it), else nothing.
 pg_pid() {
 	pid=$(head -n 1 "$state/postgresql/data/postmaster.pid" 2>/dev/null)
@@ -102,13 +62,14 @@ pg_pid() {
 }
 
 # nginx first (no new requests), then the pools (requests in flight
-# finish), then PostgreSQL (fast shutdown, by the pid in its pid file).
+# finish), each given 15 s, then PostgreSQL (fast shutdown, by the pid in
+# its pid file).
 stop() {
 	trap '' INT TERM HUP
 	# shellcheck disable=SC2086
-	stop_all $fronts
+	stop_pids 150 $fronts
 	# shellcheck disable=SC2086
-	stop_all $pools
+	stop_pids 150 $pools
 	[ -n "$pg_started" ] && pg stop
 	rm -f "$state/a/userreg.sock" "$state/b/userreg.sock"
 	echo "userreg cluster: stopped" >&2
@@ -134,16 +95,11 @@ start_host() { # NAME PORT
 	    >> "$dir/pool.log" 2>&1 &
 	pool=$!
 	pools="$pools $pool"
-	i=0
-	while [ ! -S "$sock" ]; do
-		if ! kill -0 "$pool" 2>/dev/null || [ $i -ge 100 ]; then
-			echo "run-cluster.sh: the pool of host $1 did not come up:" >&2
-			tail -n 5 "$dir/pool.log" >&2
-			stop 1
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_socket "$sock" "$pool" 100 || {
+		echo "run-cluster.sh: the pool of host $1 did not come up:" >&2
+		tail -n 5 "$dir/pool.log" >&2
+		stop 1
+	}
 	sh deploy/render-nginx.sh / "unix:$sock" "$2" "$dir/nginx" > "$dir/nginx/nginx.conf" ||
 	    stop 1
 	setsid "$nginx" -e "$dir/nginx/error.log" -c "$dir/nginx/nginx.conf" \
@@ -154,16 +110,11 @@ start_host a "$PORT"
 start_host b "$PORT2"
 
 for p in "$PORT" "$PORT2"; do
-	i=0
-	until curl -fsS -o /dev/null "http://127.0.0.1:$p/healthz" 2>/dev/null; do
-		if [ $i -ge 150 ]; then
-			echo "run-cluster.sh: no answer on 127.0.0.1:$p:" >&2
-			tail -n 3 "$state"/*/nginx/error.log "$state"/*/pool.log >&2
-			stop 1
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_http "http://127.0.0.1:$p/healthz" "" 150 || {
+		echo "run-cluster.sh: no answer on 127.0.0.1:$p:" >&2
+		tail -n 3 "$state"/*/nginx/error.log "$state"/*/pool.log >&2
+		stop 1
+	}
 done
 
 a=http://127.0.0.1:$PORT
@@ -182,8 +133,7 @@ EOF
 # Until Ctrl-C, or until a process ends by itself.
 while :; do
 	for pid in $fronts $pools; do
-		if ! kill -0 "$pid" 2>/dev/null ||
-		    case $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) in Z*) true ;; *) false ;; esac; then
+		if ! running "$pid"; then
 			echo "run-cluster.sh: process $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)) ended" >&2
 			tail -n 3 "$state"/*/nginx/error.log "$state"/*/pool.log >&2
 			stop 1

@@ -26,11 +26,9 @@ PORT=${PORT:-8080}
 WORKERS=${WORKERS:-4}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
-
-die() {
-	echo "run-local.sh: $*" >&2
-	exit 1
-}
+me=run-local.sh
+# shellcheck source=deploy/lib.sh
+. "$root/deploy/lib.sh"
 
 case $PORT in '' | *[!0-9]*) die "PORT must be a number, not '$PORT'" ;; esac
 case $WORKERS in '' | *[!0-9]*) die "WORKERS must be a number, not '$WORKERS'" ;; esac
@@ -39,20 +37,8 @@ bin=${BUILD:-build}/userreg.fcgi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx" ] || die "nginx is missing: apt-get install nginx-light"
 
-# A taken port is the usual failure: say so before starting anything.
-if ! python3 - "$PORT" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-    s.listen(1)
-except (OSError, OverflowError, ValueError):
-    sys.exit(1)
-EOF
-then
-	die "port $PORT on 127.0.0.1 is taken (or invalid); try PORT=8081 make run"
-fi
+port_free "$PORT" ||
+    die "port $PORT on 127.0.0.1 is taken (or invalid); try PORT=8081 make run"
 
 # The last value of key in conf/userreg.conf, or $2.
 conf_value() {
@@ -76,26 +62,11 @@ rm -f "$sock"
 pool_pid=""
 nginx_pid=""
 
-# Waits up to 10 s for pid, a signalled child, to exit; then kills it.
-reap() {
-	[ -n "$1" ] || return 0
-	i=0
-	while [ $i -lt 100 ] && kill -0 "$1" 2>/dev/null; do
-		# An exited child stays a zombie until wait: that counts as gone.
-		case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) in Z*) break ;; esac
-		sleep 0.1
-		i=$((i + 1))
-	done
-	[ $i -lt 100 ] || kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
+# Both at once, each given 10 s to exit before it is killed.
 stop() {
 	trap '' INT TERM HUP
-	[ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null
-	[ -n "$pool_pid" ] && kill -TERM "$pool_pid" 2>/dev/null
-	reap "$nginx_pid"
-	reap "$pool_pid"
+	# shellcheck disable=SC2086
+	stop_pids 100 $nginx_pid $pool_pid
 	rm -f "$sock"
 	echo "userreg: stopped" >&2
 	exit "$1"
@@ -109,15 +80,10 @@ else
 fi
 pool_pid=$!
 
-i=0
-while [ ! -S "$sock" ]; do
-	if ! kill -0 "$pool_pid" 2>/dev/null || [ $i -ge 100 ]; then
-		echo "run-local.sh: the worker pool did not come up (see above)" >&2
-		stop 1
-	fi
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_socket "$sock" "$pool_pid" 100 || {
+	echo "run-local.sh: the worker pool did not come up (see above)" >&2
+	stop 1
+}
 
 sh deploy/render-nginx.sh "$base" "unix:$sock" "$PORT" "$root/var/nginx" \
     > var/nginx/nginx.conf || stop 1
@@ -125,16 +91,11 @@ sh deploy/render-nginx.sh "$base" "unix:$sock" "$PORT" "$root/var/nginx" \
 nginx_pid=$!
 
 url=http://127.0.0.1:$PORT$base
-i=0
-until curl -fsS -o /dev/null "${url}healthz" 2>/dev/null; do
-	if ! kill -0 "$nginx_pid" 2>/dev/null || [ $i -ge 100 ]; then
-		echo "run-local.sh: nginx did not come up on 127.0.0.1:$PORT:" >&2
-		tail -n 5 var/nginx/error.log >&2
-		stop 1
-	fi
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_http "${url}healthz" "$nginx_pid" 100 || {
+	echo "run-local.sh: nginx did not come up on 127.0.0.1:$PORT:" >&2
+	tail -n 5 var/nginx/error.log >&2
+	stop 1
+}
 
 cat <<EOF
 userreg: serving $url ($WORKERS workers, registry $registry, config ${conf:-none})
