@@ -576,12 +576,9 @@ Test(write, dry_run_refuses_a_key_used_with_another_body)
 /*
  * Step 3 answers a truncated body before write_apply() runs (see
  * test_users.c); write_apply() must not store that 400 either, should it
- * ever be handed one (API.md: never stored). Disabled for a known fault:
- * apply_create() in write.c stores it, as idem_store() stores every
- * answer below 500. Enable once either refuses a truncated request.
+ * ever be handed one (API.md: never stored).
  */
-Test(write, truncated_body_never_reaches_a_record, .disabled = true,
-    .description = "known fault: write.c stores a truncated body's 400")
+Test(write, truncated_body_never_reaches_a_record)
 {
 	const char *body = "{\"username\":\"carol\"}";
 	struct http_request req;
