@@ -53,6 +53,15 @@ struct pool {
 	int stopping;
 };
 
+static struct registry *
+not_vetted(int *moved, char *why)
+{
+	snprintf(why, REG_ERRMSG_SIZE, "the registry file is not the one the "
+	    "pool started with");
+	*moved = 1;
+	return NULL;
+}
+
 struct registry *
 pool_open_registry(const struct config *cfg, unsigned flags,
     const struct pool_vetted *v, int *moved, char *why)
@@ -62,17 +71,23 @@ pool_open_registry(const struct config *cfg, unsigned flags,
 	enum reg_err err;
 
 	*moved = 0;
+	/*
+	 * Checked before the open: opening a replacement would read the old
+	 * file's log, still at the path, as its own, and closing it would
+	 * checkpoint that log into the replacement under the processes still
+	 * using it. A missing file is the open's to report.
+	 */
+	if (v != NULL && v->present && stat(cfg->registry, &sb) == 0 &&
+	    (sb.st_dev != v->dev || sb.st_ino != v->ino))
+		return not_vetted(moved, why);
 	if ((reg = registry_open(cfg->registry, cfg->busy_timeout_ms, flags,
 	    &err, why)) == NULL || v == NULL || !v->present)
 		return reg;
-	/* Opened, then checked: a replacement in between is seen later. */
+	/* And after: a replacement in the moment between is seen here. */
 	if (stat(cfg->registry, &sb) != 0 || sb.st_dev != v->dev ||
 	    sb.st_ino != v->ino) {
-		snprintf(why, REG_ERRMSG_SIZE, "the registry file is not the "
-		    "one the pool started with");
 		registry_close(reg);
-		*moved = 1;
-		return NULL;
+		return not_vetted(moved, why);
 	}
 	return reg;
 }

@@ -144,15 +144,10 @@ Test(pool, child_of_a_missing_registry_is_unavailable_not_moved)
  * A child that starts after a restore by rename, before the master has
  * seen it, must leave the new file and the old file's log alone: the old
  * file is still in use, and its log, still at the path, is not the new
- * file's. Disabled for a known fault: pool_open_registry() opens the new
- * file before checking it, and closing that handle checkpoints the old
- * file's log into the restored file (bob is gone from it) and deletes the
- * log under the processes still using it (carol, committed, is gone from
- * theirs). Enable once the check comes before the open.
+ * file's. Opening the new file first, then refusing it, checkpointed that
+ * log into the restored file and deleted it under the processes using it.
  */
-Test(pool, child_refusing_a_replaced_file_leaves_it_and_the_old_log_alone,
-    .disabled = true,
-    .description = "known fault: the refused open checkpoints the old log")
+Test(pool, child_refusing_a_replaced_file_leaves_it_and_the_old_log_alone)
 {
 	struct pool_vetted v = vetted_of(cfg.registry);
 	char why[REG_ERRMSG_SIZE], wal[CONFIG_PATH_MAX + 8];
