@@ -171,6 +171,16 @@ static const char *const stmt_sql[ST__MAX] = {
 	    " expires_at FROM idempotency ORDER BY scope, key",
 };
 
+/* A file by device and inode, as open_db() found it (known != 0). */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	int known;
+};
+
+/* The log and its index beside the registry file, as SQLite names them. */
+static const char *const side_suffix[2] = { "-wal", "-shm" };
+
 struct sqreg {
 	struct registry base;
 	char *path;
@@ -180,6 +190,7 @@ struct sqreg {
 	enum reg_err prepare_err;	/* why the last stmt() failed */
 	int wal_pages;			/* log size after the last commit */
 	struct timespec busy_start;	/* of the lock wait under way */
+	struct file_id side[2];		/* the -wal and -shm it opened */
 };
 
 static const struct registry_ops sqlite_ops;
@@ -530,6 +541,44 @@ schema_ready(struct sqreg *r, unsigned flags)
 }
 
 static void
+note_side_files(struct sqreg *r)
+{
+	char name[CONFIG_PATH_MAX + 8];
+	struct stat sb;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		r->side[i].known = snprintf(name, sizeof(name), "%s%s", r->path,
+		    side_suffix[i]) < (int)sizeof(name) && stat(name, &sb) == 0;
+		r->side[i].dev = r->side[i].known ? sb.st_dev : 0;
+		r->side[i].ino = r->side[i].known ? sb.st_ino : 0;
+	}
+}
+
+/*
+ * After the registry file moved, this handle's log and index are still at
+ * the path: SQLite neither checkpoints nor removes them for a moved file.
+ * They are the old file's, and a reopen would read them as the new file's,
+ * so they go. A log another process made for the new file stays.
+ */
+static void
+drop_own_side_files(struct sqreg *r)
+{
+	char name[CONFIG_PATH_MAX + 8];
+	struct stat sb;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		if (r->side[i].known && snprintf(name, sizeof(name), "%s%s",
+		    r->path, side_suffix[i]) < (int)sizeof(name) &&
+		    stat(name, &sb) == 0 && sb.st_dev == r->side[i].dev &&
+		    sb.st_ino == r->side[i].ino)
+			unlink(name);
+		r->side[i].known = 0;
+	}
+}
+
+static void
 close_db(struct sqreg *r)
 {
 	size_t i;
@@ -615,6 +664,7 @@ open_db(struct sqreg *r, unsigned flags)
 		sqlite3_wal_hook(r->db, wal_hook, r);
 	}
 	r->wal_pages = 0;
+	note_side_files(r);
 	rc = REG_OK;
 out:
 	if (rc != REG_OK && r->db != NULL)
@@ -677,6 +727,9 @@ sq_refresh(struct registry *reg)
 			return REG_OK;
 		r->moved = 1;
 		close_db(r);
+		/* A pool's master clears them once every worker let go. */
+		if (!(reg->flags & REG_OPEN_NO_REOPEN))
+			drop_own_side_files(r);
 	}
 	if (r->moved && (reg->flags & REG_OPEN_NO_REOPEN))
 		return reg_fail_msg(reg, REG_UNAVAILABLE, "registry file '%s' "

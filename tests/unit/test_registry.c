@@ -1922,13 +1922,11 @@ Test(registry, refresh_after_replace_is_unavailable_under_no_reopen)
 }
 
 /*
- * Disabled for a known fault in registry_sqlite.c: a handle closed on a
- * replaced file leaves that file's log (-wal) at the path, and the reopen
- * in sq_refresh() reads it as the new file's log, so the old file's pages
- * show through. Enable once the reopen starts the new file clean.
+ * A handle closed on a replaced file leaves that file's log (-wal) at the
+ * path; the reopen in sq_refresh() read it as the new file's log, so the
+ * old file's pages showed through.
  */
-Test(registry, refresh_after_replace_reopens_the_new_file, .disabled = true,
-    .description = "known fault: reopen reads the old file's -wal")
+Test(registry, refresh_after_replace_reopens_the_new_file)
 {
 	char other[PATH_LEN];
 	struct user got;
@@ -1949,13 +1947,11 @@ Test(registry, refresh_after_replace_reopens_the_new_file, .disabled = true,
 }
 
 /*
- * Disabled for a known fault in registry_sqlite.c: a handle closed on a
- * deleted file leaves that file's log (-wal) at the path, and the reopen
- * in sq_refresh() reads it as the new file's log, so the old file's pages
- * show through. Enable once the reopen starts the new file clean.
+ * A handle closed on a deleted file leaves that file's log (-wal) at the
+ * path; the reopen in sq_refresh() read it as the new file's log, so the
+ * old file's pages showed through.
  */
-Test(registry, refresh_after_delete_reopens_once_a_file_is_back, .disabled = true,
-    .description = "known fault: reopen reads the old file's -wal")
+Test(registry, refresh_after_delete_reopens_once_a_file_is_back)
 {
 	char other[PATH_LEN];
 	struct user got;
