@@ -16,9 +16,12 @@ BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 BUILD ?= build
 
-PKGS := fcgi json-c sqlite3 libpq
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lsqlite3 -lpq)
+# libpq's header only: the binaries load the library when a PostgreSQL
+# registry is opened (fcgi-app/pq_load.h); a test calling it links PQ_LIBS.
+PKGS := fcgi json-c sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libpq 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -ljson-c -lsqlite3) -ldl
+PQ_LIBS := $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRIT_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <libpq-fe.h>
+#include "pq_load.h"
 
 /* meta row 'schema' of the schema below. */
 #define PG_SCHEMA_VERSION 2
@@ -810,9 +810,16 @@ struct registry *
 registry_pg_open(const char *uri, int busy_timeout_ms, unsigned flags,
     enum reg_err *err, char *errmsg)
 {
+	char why[REG_ERRMSG_SIZE];
 	struct pgreg *r;
 	enum reg_err rc;
 
+	if (pq_load(why, sizeof(why)) != 0) {
+		if (errmsg != NULL)
+			snprintf(errmsg, REG_ERRMSG_SIZE, "%s", why);
+		*err = REG_ERROR;
+		return NULL;
+	}
 	if ((*err = uri_check(uri, errmsg)) != REG_OK)
 		return NULL;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||

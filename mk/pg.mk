@@ -27,7 +27,7 @@ $(BUILD)/obj/unit-pg/%.o: tests/unit-pg/%.c
 # Not position-independent, like the unit suite: Criterion re-runs it.
 $(BUILD)/unit-pg-tests: $(PG_UNIT_OBJ) $(BUILD)/obj/unit/support.o \
     $(BUILD)/libuserreg.a
-	$(CC) $(ALL_CFLAGS) -no-pie -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
+	$(CC) $(ALL_CFLAGS) -no-pie -o $@ $^ $(PKG_LIBS) $(PQ_LIBS) $(CRIT_LIBS)
 
 -include $(wildcard $(BUILD)/obj/unit-pg/*.d)
 
