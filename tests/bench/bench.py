@@ -1241,6 +1241,10 @@ def md_targets(b):
          "| target | measured | bound | |", "|---|---:|---:|---|"]
     for t, v, bound, met in b["targets"]:
         L.append("| %s | %s | %s | %s |" % (t, v, bound, verdict(met)))
+    L += ["", "The ratios are the rows' paired ones (the medians of the "
+          "rounds). The create latency's p50 and bound are medians of the "
+          "rounds, and its fraction of the bound, the verdict's ground, is "
+          "the median of each round's p50 over that round's own bound."]
     return L
 
 
