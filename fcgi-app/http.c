@@ -45,9 +45,15 @@ http_add_header(struct http_response *resp, const char *name,
 	if (resp->nheaders >= HTTP_HEADERS_MAX)
 		return -1;
 	va_start(ap, fmt);
-	if (strcmp(fmt, "%s") == 0) {
-		/* Most headers are one string: no formatting to do. */
-		value = strdup(va_arg(ap, const char *));
+	/* Most headers are one string or a constant: no formatting to do. */
+	if (strcmp(fmt, "%s") == 0 || strchr(fmt, '%') == NULL) {
+		value = strdup(fmt[0] == '%' ? va_arg(ap, const char *) : fmt);
+		va_end(ap);
+		if (value == NULL)
+			return -1;
+	} else if (strcmp(fmt, "%.*s") == 0) {
+		n = va_arg(ap, int);
+		value = strndup(va_arg(ap, const char *), (size_t)n);
 		va_end(ap);
 		if (value == NULL)
 			return -1;
@@ -364,21 +370,27 @@ enum param {
 	P_REMOTE_ADDR, P__MAX
 };
 
-static const char *const param_names[P__MAX] = {
-	[P_REQUEST_ID] = "REQUEST_ID",
-	[P_REQUEST_METHOD] = "REQUEST_METHOD",
-	[P_REQUEST_URI] = "REQUEST_URI",
-	[P_SCRIPT_NAME] = "SCRIPT_NAME",
-	[P_PATH_INFO] = "PATH_INFO",
-	[P_QUERY_STRING] = "QUERY_STRING",
-	[P_CONTENT_TYPE] = "CONTENT_TYPE",
-	[P_CONTENT_LENGTH] = "CONTENT_LENGTH",
-	[P_IF_MATCH] = "HTTP_IF_MATCH",
-	[P_IF_NONE_MATCH] = "HTTP_IF_NONE_MATCH",
-	[P_IDEMPOTENCY_KEY] = "HTTP_IDEMPOTENCY_KEY",
-	[P_REMOTE_USER] = "REMOTE_USER",
-	[P_REMOTE_ADDR] = "REMOTE_ADDR",
+/* Each with its length: most names in a request are of no interest. */
+#define PARAM(name) { name, sizeof(name) - 1 }
+static const struct {
+	const char *name;
+	size_t len;
+} params[P__MAX] = {
+	[P_REQUEST_ID] = PARAM("REQUEST_ID"),
+	[P_REQUEST_METHOD] = PARAM("REQUEST_METHOD"),
+	[P_REQUEST_URI] = PARAM("REQUEST_URI"),
+	[P_SCRIPT_NAME] = PARAM("SCRIPT_NAME"),
+	[P_PATH_INFO] = PARAM("PATH_INFO"),
+	[P_QUERY_STRING] = PARAM("QUERY_STRING"),
+	[P_CONTENT_TYPE] = PARAM("CONTENT_TYPE"),
+	[P_CONTENT_LENGTH] = PARAM("CONTENT_LENGTH"),
+	[P_IF_MATCH] = PARAM("HTTP_IF_MATCH"),
+	[P_IF_NONE_MATCH] = PARAM("HTTP_IF_NONE_MATCH"),
+	[P_IDEMPOTENCY_KEY] = PARAM("HTTP_IDEMPOTENCY_KEY"),
+	[P_REMOTE_USER] = PARAM("REMOTE_USER"),
+	[P_REMOTE_ADDR] = PARAM("REMOTE_ADDR"),
 };
+#undef PARAM
 
 extern char **environ;
 
@@ -402,8 +414,8 @@ io_params(const struct http_io *io, const char *v[P__MAX])
 			continue;
 		n = (size_t)(eq - e);
 		for (i = 0; i < P__MAX; i++)
-			if (v[i] == NULL && strncmp(param_names[i], e, n) == 0 &&
-			    param_names[i][n] == '\0') {
+			if (v[i] == NULL && params[i].len == n &&
+			    memcmp(params[i].name, e, n) == 0) {
 				v[i] = eq + 1;
 				break;
 			}

@@ -217,6 +217,21 @@ out:
 char *
 precond_etag(int64_t version, char buf[PRECOND_ETAG_SIZE])
 {
-	snprintf(buf, PRECOND_ETAG_SIZE, "\"%" PRId64 "\"", version);
+	/* By hand: every read and conditional request formats one or two. */
+	char digits[20];
+	uint64_t mag = version < 0 ? 0 - (uint64_t)version : (uint64_t)version;
+	size_t n = 0, o = 0;
+
+	do {
+		digits[n++] = (char)('0' + mag % 10);
+		mag /= 10;
+	} while (mag != 0);
+	buf[o++] = '"';
+	if (version < 0)
+		buf[o++] = '-';
+	while (n > 0)
+		buf[o++] = digits[--n];
+	buf[o++] = '"';
+	buf[o] = '\0';
 	return buf;
 }

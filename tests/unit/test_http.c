@@ -265,6 +265,28 @@ Test(http, add_header_accepts_an_empty_value)
 	http_response_release(&r);
 }
 
+/* The formats add_header takes without printf: each as printf would. */
+Test(http, add_header_shortcuts_match_printf)
+{
+	struct http_response r;
+
+	http_response_init(&r);
+	cr_assert(eq(int, http_add_header(&r, "X-Cut", "%.*s", 3, "abcdef"),
+	    0));
+	cr_assert(eq(str, (char *)http_header(&r, "X-Cut"), "abc"));
+	cr_assert(eq(int, http_add_header(&r, "X-Const", "private, no-cache"),
+	    0));
+	cr_assert(eq(str, (char *)http_header(&r, "X-Const"),
+	    "private, no-cache"));
+	cr_assert(eq(int, http_add_header(&r, "X-Pct", "100%%"), 0));
+	cr_assert(eq(str, (char *)http_header(&r, "X-Pct"), "100%"));
+	/* Neither shortcut lets a line break through. */
+	cr_assert(eq(int, http_add_header(&r, "X-Bad", "a\r\nb"), -1));
+	cr_assert(eq(int, http_add_header(&r, "X-Bad", "%.*s", 3, "a\nbc"),
+	    -1));
+	http_response_release(&r);
+}
+
 Test(http, header_lookup_is_case_insensitive_and_first_wins)
 {
 	struct http_response r;
