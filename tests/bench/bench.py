@@ -1154,9 +1154,9 @@ def md_ceilings(ctx, ceilings, ceil):
                  "run's first%s." % (
                      " and ".join("%.2f (%s)" % (r, conns(c))
                                   for c, r in moved),
-                     "" if worst <= 0.10 else ": the machine drifted, "
-                     "which the paired ratios below are made to withstand; "
-                     "compare raw req/s across tables with care"))
+                     "" if worst <= 0.10 else ": **the machine was not "
+                     "quiet; compare raw req/s across tables with care** "
+                     "(the paired ratios are made to withstand it)"))
     return L
 
 
