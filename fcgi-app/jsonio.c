@@ -774,24 +774,3 @@ fail:
 out:
 	return o;
 }
-
-char *
-jsonio_serialize(struct json_object *o, size_t *len)
-{
-	char *copy = NULL;
-	const char *s;
-	size_t n = 0;
-
-	s = json_object_to_json_string_length(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-	if (s == NULL)
-		goto out;
-	copy = malloc(n + 1);
-	if (copy == NULL)
-		goto out;
-	memcpy(copy, s, n + 1);
-	if (len != NULL)
-		*len = n;
-out:
-	return copy;
-}

@@ -805,3 +805,88 @@ Test(jsonio, containers_closed_before_any_member)
 	    &err), JSONIO_OK));
 	json_object_put(obj);
 }
+
+/* The writer against json-c's own printer, which it replaces. */
+static void
+assert_as_json_c(struct json_object *o)
+{
+	const char *want = json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	size_t len = 0;
+	char *got = jsonio_serialize(o, &len);
+
+	cr_assert(not(eq(ptr, got, NULL)));
+	cr_assert(eq(str, got, (char *)want));
+	cr_assert(eq(sz, len, strlen(want)));
+	free(got);
+}
+
+Test(jsonio, serialize_escapes_every_byte_as_json_c_does)
+{
+	struct json_object *o;
+	char s[3];
+	int c;
+
+	for (c = 1; c < 256; c++) {
+		s[0] = 'a';
+		s[1] = (char)c;
+		s[2] = 'z';
+		o = json_object_new_object();
+		json_object_object_add(o, s, json_object_new_string_len(s, 3));
+		assert_as_json_c(o);
+		json_object_put(o);
+	}
+	/* A NUL inside a string value is kept, escaped. */
+	o = json_object_new_string_len("a\0b", 3);
+	assert_as_json_c(o);
+	json_object_put(o);
+}
+
+Test(jsonio, serialize_writes_every_type_as_json_c_does)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *a = json_object_new_array();
+	struct json_object *inner = json_object_new_object();
+
+	json_object_object_add(o, "min", json_object_new_int64(INT64_MIN));
+	json_object_object_add(o, "max", json_object_new_int64(INT64_MAX));
+	json_object_object_add(o, "zero", json_object_new_int64(0));
+	json_object_object_add(o, "neg", json_object_new_int(-42));
+	json_object_object_add(o, "yes", json_object_new_boolean(1));
+	json_object_object_add(o, "no", json_object_new_boolean(0));
+	json_object_object_add(o, "nothing", NULL);
+	json_object_object_add(o, "half", json_object_new_double(0.5));
+	json_object_object_add(o, "empty", json_object_new_string(""));
+	json_object_object_add(o, "path", json_object_new_string("/users/a"));
+	json_object_object_add(o, "utf8", json_object_new_string(
+	    "caf\xc3\xa9 \xf0\x9f\x98\x80"));
+	json_object_array_add(a, json_object_new_int(1));
+	json_object_array_add(a, NULL);
+	json_object_array_add(a, json_object_new_array());
+	json_object_array_add(a, json_object_new_object());
+	json_object_object_add(inner, "list", a);
+	json_object_object_add(o, "inner", inner);
+	assert_as_json_c(o);
+	json_object_put(o);
+	o = json_object_new_array();
+	assert_as_json_c(o);
+	json_object_put(o);
+	o = json_object_new_object();
+	assert_as_json_c(o);
+	json_object_put(o);
+}
+
+/* Larger than the first buffer: it grows without losing a byte. */
+Test(jsonio, serialize_grows_past_its_first_buffer)
+{
+	struct json_object *o = json_object_new_array();
+	char name[32];
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "user-%d\t\"q\"", i);
+		json_object_array_add(o, json_object_new_string(name));
+	}
+	assert_as_json_c(o);
+	json_object_put(o);
+}
