@@ -42,6 +42,47 @@ reg_fail_msg(struct registry *reg, enum reg_err err, const char *fmt, ...)
 	return err;
 }
 
+void *
+reg_new(size_t size, const struct registry_ops *ops, const char *location,
+    int busy_timeout_ms, unsigned flags, enum reg_err *err, char *errmsg)
+{
+	struct registry *reg;
+
+	if ((reg = calloc(1, size)) == NULL ||
+	    (reg->location = strdup(location)) == NULL) {
+		free(reg);
+		if (errmsg != NULL)
+			snprintf(errmsg, REG_ERRMSG_SIZE, "out of memory");
+		*err = REG_ERROR;
+		return NULL;
+	}
+	reg->ops = ops;
+	reg->busy_timeout_ms = busy_timeout_ms;
+	reg->flags = flags;
+	*err = REG_OK;
+	return reg;
+}
+
+struct registry *
+reg_opened(struct registry *reg, enum reg_err rc, enum reg_err *err,
+    char *errmsg)
+{
+	*err = rc;
+	if (rc == REG_OK)
+		return reg;
+	if (errmsg != NULL)
+		snprintf(errmsg, REG_ERRMSG_SIZE, "%s", reg->errmsg);
+	reg_free(reg);
+	return NULL;
+}
+
+void
+reg_free(struct registry *reg)
+{
+	free(reg->location);
+	free(reg);
+}
+
 /* A caller broke the interface's rules: always REG_ERROR. */
 static enum reg_err
 misuse(struct registry *reg, const char *what)

@@ -111,6 +111,7 @@ struct registry_ops {
 /* The part of every handle registry.c knows; backends embed it first. */
 struct registry {
 	const struct registry_ops *ops;
+	char *location;			/* as opened: a file's path or a URI */
 	int busy_timeout_ms;
 	unsigned flags;
 	enum reg_txn txn;		/* what begin() opened */
@@ -122,6 +123,26 @@ struct registry {
 	double lock_wait_seconds;	/* waited for locks, in total */
 	uint64_t lock_waits;		/* how many waits */
 };
+
+/*
+ * For a backend's constructor: a zeroed handle of size bytes, struct
+ * registry first, with the base set and location copied; or NULL with
+ * *err and errmsg (may be NULL) set.
+ */
+void *reg_new(size_t size, const struct registry_ops *ops,
+    const char *location, int busy_timeout_ms, unsigned flags,
+    enum reg_err *err, char *errmsg);
+
+/*
+ * Ends a constructor whose opening returned rc: the handle if rc is
+ * REG_OK, else NULL with rc in *err, the reason in errmsg and the handle
+ * freed (reg_free()).
+ */
+struct registry *reg_opened(struct registry *reg, enum reg_err rc,
+    enum reg_err *err, char *errmsg);
+
+/* Frees a handle reg_new() made, once its backend let go of the rest. */
+void reg_free(struct registry *reg);
 
 /*
  * The backends' constructors: each returns a handle with base filled, or

@@ -189,7 +189,7 @@ static const char begin_read_sql[] =
 
 struct pgreg {
 	struct registry base;
-	char *uri;
+	const char *uri;		/* base.location */
 	PGconn *conn;			/* NULL while the server is unreachable */
 	int deadline_ms;		/* what one call may wait in all */
 	unsigned char prepared[ST__MAX];	/* on this connection */
@@ -812,7 +812,6 @@ registry_pg_open(const char *uri, int busy_timeout_ms, unsigned flags,
 {
 	char why[REG_ERRMSG_SIZE];
 	struct pgreg *r;
-	enum reg_err rc;
 
 	if (pq_load(why, sizeof(why)) != 0) {
 		if (errmsg != NULL)
@@ -822,39 +821,20 @@ registry_pg_open(const char *uri, int busy_timeout_ms, unsigned flags,
 	}
 	if ((*err = uri_check(uri, errmsg)) != REG_OK)
 		return NULL;
-	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->uri = strdup(uri)) == NULL) {
-		free(r);
-		if (errmsg != NULL)
-			snprintf(errmsg, REG_ERRMSG_SIZE, "out of memory");
-		*err = REG_ERROR;
+	if ((r = reg_new(sizeof(*r), &pg_ops, uri, busy_timeout_ms, flags, err,
+	    errmsg)) == NULL)
 		return NULL;
-	}
-	r->base.ops = &pg_ops;
-	r->base.busy_timeout_ms = busy_timeout_ms;
-	r->base.flags = flags;
+	r->uri = r->base.location;
 	r->deadline_ms = busy_timeout_ms < PG_DEADLINE_MIN_MS ?
 	    PG_DEADLINE_MIN_MS : busy_timeout_ms;
-	if ((rc = connect_db(r, flags)) != REG_OK) {
-		if (errmsg != NULL)
-			snprintf(errmsg, REG_ERRMSG_SIZE, "%s", r->base.errmsg);
-		*err = rc;
-		free(r->uri);
-		free(r);
-		return NULL;
-	}
-	*err = REG_OK;
-	return &r->base;
+	return reg_opened(&r->base, connect_db(r, flags), err, errmsg);
 }
 
 static void
 pg_close(struct registry *reg)
 {
-	struct pgreg *r = pg(reg);
-
-	drop(r);
-	free(r->uri);
-	free(r);
+	drop(pg(reg));
+	reg_free(reg);
 }
 
 /* Returns 1 if fd has something to read right now (no waiting). */

@@ -183,7 +183,7 @@ static const char *const side_suffix[2] = { "-wal", "-shm" };
 
 struct sqreg {
 	struct registry base;
-	char *path;
+	const char *path;		/* base.location */
 	sqlite3 *db;			/* NULL while the file is unreachable */
 	sqlite3_stmt *st[ST__MAX];
 	int moved;			/* a refresh found the file replaced */
@@ -677,39 +677,19 @@ registry_sqlite_open(const char *path, int busy_timeout_ms, unsigned flags,
     enum reg_err *err, char *errmsg)
 {
 	struct sqreg *r;
-	enum reg_err rc;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->path = strdup(path)) == NULL) {
-		free(r);
-		if (errmsg != NULL)
-			snprintf(errmsg, REG_ERRMSG_SIZE, "out of memory");
-		*err = REG_ERROR;
+	if ((r = reg_new(sizeof(*r), &sqlite_ops, path, busy_timeout_ms, flags,
+	    err, errmsg)) == NULL)
 		return NULL;
-	}
-	r->base.ops = &sqlite_ops;
-	r->base.busy_timeout_ms = busy_timeout_ms;
-	r->base.flags = flags;
-	if ((rc = open_db(r, flags)) != REG_OK) {
-		if (errmsg != NULL)
-			snprintf(errmsg, REG_ERRMSG_SIZE, "%s", r->base.errmsg);
-		*err = rc;
-		free(r->path);
-		free(r);
-		return NULL;
-	}
-	*err = REG_OK;
-	return &r->base;
+	r->path = r->base.location;
+	return reg_opened(&r->base, open_db(r, flags), err, errmsg);
 }
 
 static void
 sq_close(struct registry *reg)
 {
-	struct sqreg *r = sq(reg);
-
-	close_db(r);
-	free(r->path);
-	free(r);
+	close_db(sq(reg));
+	reg_free(reg);
 }
 
 static enum reg_err
