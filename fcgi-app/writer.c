@@ -774,8 +774,11 @@ take_answers(struct writer_client *wc, size_t max_msg, writer_done *done,
 		done(arg, pd.tag, &resp);
 		http_response_release(&resp);
 	}
-	memmove(wc->in.p, wc->in.p + used, wc->in.len - used);
-	wc->in.len -= used;
+	/* Nothing read yet leaves the buffer unallocated: no move then. */
+	if (used > 0) {
+		memmove(wc->in.p, wc->in.p + used, wc->in.len - used);
+		wc->in.len -= used;
+	}
 	return wc->in.len > 0 && wc->npending == 0 ? -1 : 0;
 }
 

@@ -824,13 +824,14 @@ assert_as_json_c(struct json_object *o)
 Test(jsonio, serialize_escapes_every_byte_as_json_c_does)
 {
 	struct json_object *o;
-	char s[3];
+	char s[4];
 	int c;
 
 	for (c = 1; c < 256; c++) {
 		s[0] = 'a';
 		s[1] = (char)c;
 		s[2] = 'z';
+		s[3] = '\0';	/* member names are C strings */
 		o = json_object_new_object();
 		json_object_object_add(o, s, json_object_new_string_len(s, 3));
 		assert_as_json_c(o);
