@@ -295,15 +295,6 @@ delete(const struct user *cur)
 	return rc;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void
 sleep_ms(long ms)
 {
@@ -383,9 +374,9 @@ Test(pg, open_of_a_closed_port_is_unavailable_and_keeps_the_password)
 
 	snprintf(u, sizeof(u), "postgresql://postgres:s3cret-word@127.0.0.1:"
 	    "%d/x", unused_port());
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	cr_assert(eq(ptr, registry_open(u, 300, 0, &err, why), NULL));
-	cr_assert(lt(i64, mono_ms() - t0, 300 + SLACK_MS));
+	cr_assert(lt(i64, support_mono_ms() - t0, 300 + SLACK_MS));
 	cr_assert(eq(int, err, REG_UNAVAILABLE));
 	cr_assert(not(eq(str, why, "")));
 	cr_assert(eq(ptr, strstr(why, "s3cret"), NULL), "%s", why);
@@ -436,9 +427,9 @@ Test(pg, open_of_a_server_that_never_answers_ends_at_the_deadline)
 	cr_assert(eq(int, getsockname(fd, (struct sockaddr *)&sa, &len), 0));
 	snprintf(u, sizeof(u), "postgresql://postgres@127.0.0.1:%d/x?"
 	    "sslmode=disable", ntohs(sa.sin_port));
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	cr_assert(eq(ptr, registry_open(u, 400, 0, &err, why), NULL));
-	ms = mono_ms() - t0;
+	ms = support_mono_ms() - t0;
 	close(fd);
 	cr_assert(eq(int, err, REG_UNAVAILABLE));
 	cr_assert(ge(i64, ms, 350), "gave up after %lld ms", (long long)ms);
@@ -841,10 +832,10 @@ Test(pg, begin_reports_busy_after_the_lock_timeout_while_another_writes)
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
 	other = open_uri(uri, 400, 0);
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	cr_assert(eq(int, registry_begin(other), REG_BUSY), "%s",
 	    registry_errmsg(other));
-	ms = mono_ms() - t0;
+	ms = support_mono_ms() - t0;
 	/* lock_timeout is 3/4 of busy_timeout_ms. */
 	cr_assert(ge(i64, ms, 290), "waited %lld ms", (long long)ms);
 	cr_assert(lt(i64, ms, 400 + SLACK_MS), "waited %lld ms",
@@ -2007,10 +1998,10 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 		close(fds[0]);
 		close(ready[0]);
 		child_ready(ready[1]);
-		t0 = mono_ms();
+		t0 = support_mono_ms();
 		if (registry_begin(r) != REG_OK)
 			_exit(CHILD_BEGIN);
-		b.begin_ms = mono_ms() - t0;
+		b.begin_ms = support_mono_ms() - t0;
 		b.found = registry_get(r, "alice", &cur) == REG_OK &&
 		    strcmp(cur.display_name, "By A") == 0;
 		mkuser(&bob, "bob", "", "", "");
@@ -2018,7 +2009,7 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 			_exit(CHILD_INSERT);
 		if (registry_commit(r) != REG_OK)
 			_exit(CHILD_COMMIT);
-		b.commit_ms = mono_ms();
+		b.commit_ms = support_mono_ms();
 		b.version = bob.version;
 		if (write(fds[1], &b, sizeof(b)) != sizeof(b))
 			_exit(98);
@@ -2031,7 +2022,7 @@ Test(pg, a_writer_waits_for_the_lock_then_sees_the_last_commit)
 	/* B is blocked in registry_begin() meanwhile. */
 	sleep_ms(300);
 	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	a_commit_ms = mono_ms();
+	a_commit_ms = support_mono_ms();
 	cr_assert(eq(sz, (size_t)read(fds[0], &b, sizeof(b)), sizeof(b)));
 	close(fds[0]);
 	wait_child(pid, 0);
@@ -2073,11 +2064,11 @@ Test(pg, idem_lookup_under_the_lock_sees_a_concurrent_same_key_answer)
 		close(fds[0]);
 		close(ready[0]);
 		child_ready(ready[1]);
-		t0 = mono_ms();
+		t0 = support_mono_ms();
 		if (registry_begin(r) != REG_OK)
 			_exit(CHILD_BEGIN);
 		/* It must have waited for the lock, or proves nothing. */
-		if (mono_ms() - t0 < 250)
+		if (support_mono_ms() - t0 < 250)
 			_exit(96);
 		rc = registry_idem_get(r, "scope", "k1", "fp", 1000, &got);
 		if (rc == REG_IDEM_DONE && (got.status != 201 ||
@@ -2204,13 +2195,13 @@ Test(pg_outage, server_stopped_mid_run_is_unavailable_then_refresh_reconnects)
 	reg = open_uri(uri, 1000, 0);
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
 	ctl("stop");
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_UNAVAILABLE));
 	cr_assert(eq(int, registry_refresh(reg), REG_UNAVAILABLE), "%s",
 	    registry_errmsg(reg));
 	cr_assert(eq(int, registry_begin(reg), REG_UNAVAILABLE));
 	cr_assert(eq(int, registry_ping(reg), REG_UNAVAILABLE));
-	ms = mono_ms() - t0;
+	ms = support_mono_ms() - t0;
 	cr_assert(lt(i64, ms, 1000), "took %lld ms", (long long)ms);
 	ctl("start");
 	cr_assert(eq(int, registry_refresh(reg), REG_OK), "%s",
@@ -2273,15 +2264,15 @@ Test(pg_outage, server_that_stops_answering_is_unavailable_at_the_deadline)
 	reg = open_uri(uri, 500, 0);
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
 	ctl("pause");
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_UNAVAILABLE));
-	ms = mono_ms() - t0;
+	ms = support_mono_ms() - t0;
 	cr_assert(ge(i64, ms, 450), "gave up after %lld ms", (long long)ms);
 	cr_assert(lt(i64, ms, 500 + SLACK_MS), "gave up after %lld ms",
 	    (long long)ms);
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	cr_assert(eq(int, registry_refresh(reg), REG_UNAVAILABLE));
-	ms = mono_ms() - t0;
+	ms = support_mono_ms() - t0;
 	cr_assert(lt(i64, ms, 500 + SLACK_MS), "refresh took %lld ms",
 	    (long long)ms);
 	ctl("resume");
@@ -2324,9 +2315,9 @@ Test(pg_outage, commit_that_cannot_be_confirmed_is_unavailable_not_ok)
 	mkuser(&u, "alice", "", "", "");
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
 	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	cr_assert(eq(int, registry_commit(reg), REG_UNAVAILABLE));
-	ms = mono_ms() - t0;
+	ms = support_mono_ms() - t0;
 	cr_assert(ge(i64, ms, 550), "gave up after %lld ms", (long long)ms);
 	cr_assert(lt(i64, ms, 600 + SLACK_MS), "gave up after %lld ms",
 	    (long long)ms);
@@ -2375,14 +2366,14 @@ Test(pg_outage, commit_cut_off_by_the_servers_death_is_never_ok)
 	wait_ready(ready[0]);
 	/* The commit is waiting for the standby by now. */
 	sleep_ms(300);
-	t0 = mono_ms();
+	t0 = support_mono_ms();
 	ctl("kill");
 	cr_assert(eq(sz, (size_t)read(fds[0], &rc, sizeof(rc)), sizeof(rc)));
 	close(fds[0]);
 	wait_child(pid, 0);
 	cr_assert(eq(int, rc, REG_UNAVAILABLE), "the commit answered %s",
 	    registry_err_str(rc));
-	cr_assert(lt(i64, mono_ms() - t0, 5000));
+	cr_assert(lt(i64, support_mono_ms() - t0, 5000));
 	ctl("start");
 	raw_exec("ALTER SYSTEM RESET synchronous_standby_names");
 	raw_exec("SELECT pg_reload_conf()");
