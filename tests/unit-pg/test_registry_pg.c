@@ -1,4 +1,9 @@
-/* test_registry_pg.c: the PostgreSQL registry, one schema per test. */
+/*
+ * test_registry_pg.c: the PostgreSQL registry, one schema per test: the
+ * contract of tests/unit/registry_contract.h, and what is PostgreSQL's
+ * own (URIs, connection loss and outages, lock timeouts, concurrent
+ * connections, constraint names), and migration between backends.
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
@@ -37,7 +42,19 @@
 static char schema[32];
 static char uri[URI_LEN];
 static PGconn *raw;
-static struct registry *reg;
+
+/* What registry_contract.h asks of this suite. */
+#define CONTRACT_SUITE pg
+#define CONTRACT_BACKEND "postgresql"
+#define SQL_REPEAT(c, n) "repeat('" c "', " #n ")"
+/* No SQL_TEXT_WITH_NUL: PostgreSQL's text cannot hold a NUL. */
+static struct registry *open_fixture(int busy_ms, unsigned flags);
+static void raw_exec(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static const char *raw_text(const char *sql);
+static int64_t raw_int(const char *sql);
+
+#include "registry_contract.h"
 
 static const char *
 base_uri(void)
@@ -88,9 +105,6 @@ raw_connect(void)
 }
 
 /* Runs sql (printf format) on the raw connection; it must succeed. */
-static void raw_exec(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
 static void
 raw_exec(const char *fmt, ...)
 {
@@ -149,20 +163,6 @@ ctl(const char *action)
 	cr_assert(eq(int, system(cmd), 0), "%s", cmd);
 }
 
-static struct registry *
-open_uri(const char *u, int busy_ms, unsigned flags)
-{
-	char why[REG_ERRMSG_SIZE];
-	enum reg_err err = REG_ERR__MAX;
-	struct registry *r;
-
-	r = registry_open(u, busy_ms, flags, &err, why);
-	cr_assert(not(eq(ptr, r, NULL)), "open: %s: %s",
-	    registry_err_str(err), why);
-	cr_assert(eq(int, err, REG_OK));
-	return r;
-}
-
 static void
 setup(void)
 {
@@ -171,7 +171,7 @@ setup(void)
 	raw_exec("DROP SCHEMA IF EXISTS %s CASCADE", schema);
 	raw_exec("CREATE SCHEMA %s", schema);
 	uri_for(uri, sizeof(uri), schema, "");
-	reg = open_uri(uri, 2000, REG_OPEN_CREATE);
+	reg = open_reg(uri, 2000, REG_OPEN_CREATE);
 }
 
 static void
@@ -195,105 +195,15 @@ teardown_outage(void)
 	teardown();
 }
 
+static struct registry *
+open_fixture(int busy_ms, unsigned flags)
+{
+	return open_reg(uri, busy_ms, flags);
+}
+
 TestSuite(pg, .init = setup, .fini = teardown, .timeout = TEST_TIMEOUT);
 TestSuite(pg_outage, .init = setup, .fini = teardown_outage,
     .timeout = TEST_TIMEOUT);
-
-/* Fills u; roles is a sorted comma-separated list ("" for none). */
-static void
-mkuser(struct user *u, const char *name, const char *email,
-    const char *display, const char *roles)
-{
-	const char *p, *end;
-	size_t len;
-
-	memset(u, 0, sizeof(*u));
-	snprintf(u->username, sizeof(u->username), "%s", name);
-	snprintf(u->email, sizeof(u->email), "%s", email);
-	snprintf(u->display_name, sizeof(u->display_name), "%s", display);
-	for (p = roles; *p != '\0'; p = *end == ',' ? end + 1 : end) {
-		end = strchr(p, ',');
-		if (end == NULL)
-			end = p + strlen(p);
-		len = (size_t)(end - p);
-		memcpy(u->roles[u->nroles], p, len);
-		u->roles[u->nroles][len] = '\0';
-		u->nroles++;
-	}
-}
-
-/* Inserts one user in its own transaction of r; the insert's result. */
-static enum reg_err
-add_to(struct registry *r, const char *name, const char *email,
-    const char *roles)
-{
-	struct user u;
-	enum reg_err rc;
-
-	mkuser(&u, name, email, "", roles);
-	cr_assert(eq(int, registry_begin(r), REG_OK), "%s",
-	    registry_errmsg(r));
-	rc = registry_insert(r, &u);
-	if (rc == REG_OK)
-		cr_assert(eq(int, registry_commit(r), REG_OK), "%s",
-		    registry_errmsg(r));
-	else
-		registry_rollback(r);
-	return rc;
-}
-
-static enum reg_err
-add(const char *name, const char *email, const char *roles)
-{
-	return add_to(reg, name, email, roles);
-}
-
-static int64_t
-revision(void)
-{
-	int64_t v = -1;
-
-	cr_assert(eq(int, registry_revision(reg, &v), REG_OK), "%s",
-	    registry_errmsg(reg));
-	return v;
-}
-
-static int64_t
-count(void)
-{
-	int64_t n = -1;
-
-	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
-	return n;
-}
-
-static enum reg_err
-update(const struct user *cur, struct user *next)
-{
-	enum reg_err rc;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	rc = registry_update(reg, cur, next);
-	if (rc == REG_OK)
-		cr_assert(eq(int, registry_commit(reg), REG_OK));
-	else
-		registry_rollback(reg);
-	return rc;
-}
-
-static enum reg_err
-delete(const struct user *cur)
-{
-	enum reg_err rc;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	rc = registry_delete(reg, cur);
-	if (rc == REG_OK)
-		cr_assert(eq(int, registry_commit(reg), REG_OK));
-	else
-		registry_rollback(reg);
-	return rc;
-}
 
 static void
 sleep_ms(long ms)
@@ -324,17 +234,6 @@ unused_port(void)
 }
 
 /* Opening */
-
-Test(pg, new_registry_starts_at_revision_zero)
-{
-	cr_assert(eq(i64, revision(), 0));
-	cr_assert(eq(i64, count(), 0));
-	cr_assert(eq(int, registry_ping(reg), REG_OK));
-	cr_assert(eq(str, (char *)registry_backend(reg), "postgresql"));
-	cr_assert(eq(int, registry_moved(reg), 0));
-	cr_assert(eq(int, registry_maintain(reg), REG_OK));
-	cr_assert(eq(int, registry_refresh(reg), REG_OK));
-}
 
 Test(pg, open_without_create_refuses_a_database_without_the_schema)
 {
@@ -440,21 +339,10 @@ Test(pg, open_of_a_server_that_never_answers_ends_at_the_deadline)
 
 Test(pg, open_with_zero_busy_timeout_still_works)
 {
-	struct registry *r = open_uri(uri, 0, 0);
+	struct registry *r = open_reg(uri, 0, 0);
 
 	cr_assert(eq(int, add_to(r, "alice", "", ""), REG_OK));
 	registry_close(r);
-	cr_assert(eq(i64, revision(), 1));
-}
-
-Test(pg, reopen_keeps_users_and_revision)
-{
-	struct user u;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	registry_close(reg);
-	reg = open_uri(uri, 2000, 0);
-	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
 	cr_assert(eq(i64, revision(), 1));
 }
 
@@ -468,233 +356,9 @@ Test(pg, open_over_the_unix_socket)
 	cr_assert(not(eq(ptr, (void *)s, NULL)));
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
 	snprintf(u, sizeof(u), "%s&options=-csearch_path%%3D%s", s, schema);
-	r = open_uri(u, 2000, 0);
+	r = open_reg(u, 2000, 0);
 	cr_assert(eq(int, registry_get(r, "ALICE", &got), REG_OK));
 	registry_close(r);
-}
-
-Test(pg, close_accepts_null)
-{
-	registry_close(NULL);
-}
-
-/* Insert and get */
-
-Test(pg, insert_get_round_trip_keeps_every_field)
-{
-	struct user u, got;
-	time_t t0, t1;
-
-	mkuser(&u, "Alice.L-1_x", "Alice@Example.ORG", "Alice L\xc3\xa9vy",
-	    "admin,ops");
-	t0 = time(NULL);
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	t1 = time(NULL);
-	cr_assert(eq(i64, u.version, 1));
-	cr_assert(ge(i64, u.created_at, (int64_t)t0));
-	cr_assert(le(i64, u.created_at, (int64_t)t1));
-	cr_assert(eq(i64, u.updated_at, u.created_at));
-
-	cr_assert(eq(int, registry_get(reg, "alice.l-1_x", &got), REG_OK));
-	cr_assert(eq(str, got.username, "Alice.L-1_x"));
-	cr_assert(eq(str, got.email, "Alice@Example.ORG"));
-	cr_assert(eq(str, got.display_name, "Alice L\xc3\xa9vy"));
-	cr_assert(eq(sz, got.nroles, 2));
-	cr_assert(eq(str, got.roles[0], "admin"));
-	cr_assert(eq(str, got.roles[1], "ops"));
-	cr_assert(eq(i64, got.version, u.version));
-	cr_assert(eq(i64, got.created_at, u.created_at));
-	cr_assert(eq(i64, got.updated_at, u.updated_at));
-	cr_assert(eq(i64, revision(), 1));
-	/* The columns as stored: canonical keys beside the given case. */
-	cr_assert(eq(str, (char *)raw_text("SELECT key || ' ' || email_key || "
-	    "' ' || admin FROM users"), "alice.l-1_x alice@example.org true"));
-}
-
-Test(pg, insert_get_round_trip_without_optional_fields)
-{
-	struct user got;
-
-	cr_assert(eq(int, add("bob", "", ""), REG_OK));
-	memset(&got, 'x', sizeof(got));
-	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
-	cr_assert(eq(str, got.email, ""));
-	cr_assert(eq(str, got.display_name, ""));
-	cr_assert(eq(sz, got.nroles, 0));
-	/* Unset is NULL, so many users may have no email. */
-	cr_assert(eq(str, (char *)raw_text("SELECT count(*) FROM users "
-	    "WHERE email IS NULL AND email_key IS NULL AND "
-	    "display_name IS NULL"), "1"));
-}
-
-Test(pg, insert_get_round_trip_at_field_limits)
-{
-	struct user u, got;
-	size_t i;
-
-	memset(&u, 0, sizeof(u));
-	memset(u.username, 'n', USER_NAME_MAX);
-	memset(u.email, 'e', USER_EMAIL_MAX);
-	u.email[10] = '@';
-	memset(u.display_name, 'd', USER_DISPLAY_NAME_MAX);
-	for (i = 0; i < USER_ROLES_MAX; i++) {
-		memset(u.roles[i], 'r', USER_ROLE_MAX);
-		u.roles[i][USER_ROLE_MAX - 1] = (char)('a' + i);
-	}
-	u.nroles = USER_ROLES_MAX;
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, u.username, &got), REG_OK));
-	cr_assert(eq(str, got.username, u.username));
-	cr_assert(eq(str, got.email, u.email));
-	cr_assert(eq(str, got.display_name, u.display_name));
-	cr_assert(eq(sz, got.nroles, USER_ROLES_MAX));
-	for (i = 0; i < USER_ROLES_MAX; i++)
-		cr_assert(eq(str, got.roles[i], u.roles[i]));
-}
-
-Test(pg, get_finds_user_in_any_case)
-{
-	struct user got;
-
-	cr_assert(eq(int, add("Alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "ALICE", &got), REG_OK));
-	cr_assert(eq(str, got.username, "Alice"));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "aLiCe", &got), REG_OK));
-}
-
-Test(pg, get_missing_user_is_not_found)
-{
-	struct user got;
-
-	cr_assert(eq(int, registry_get(reg, "nobody", &got), REG_NOT_FOUND));
-	cr_assert(eq(int, registry_get(reg, "", &got), REG_NOT_FOUND));
-}
-
-Test(pg, get_overlong_name_is_not_found_not_truncated)
-{
-	char name[USER_NAME_MAX + 2];
-	struct user got;
-
-	memset(name, 'a', USER_NAME_MAX);
-	name[USER_NAME_MAX] = '\0';
-	cr_assert(eq(int, add(name, "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, name, &got), REG_OK));
-	name[USER_NAME_MAX] = 'a';
-	name[USER_NAME_MAX + 1] = '\0';
-	cr_assert(eq(int, registry_get(reg, name, &got), REG_NOT_FOUND));
-}
-
-Test(pg, insert_rejects_duplicate_in_other_case)
-{
-	struct user u, got;
-
-	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
-	mkuser(&u, "ALICE", "other@example.org", "Other", "admin");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_EXISTS));
-	/* Nothing written, and the transaction is still usable. */
-	cr_assert(eq(i64, revision(), 1));
-	cr_assert(eq(i64, u.version, 0));
-	mkuser(&u, "bob", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(i64, u.version, 2));
-	cr_assert(eq(i64, revision(), 2));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	cr_assert(eq(str, got.username, "alice"));
-	cr_assert(eq(str, got.email, "a@example.org"));
-	cr_assert(eq(sz, got.nroles, 0));
-	cr_assert(eq(i64, got.version, 1));
-}
-
-Test(pg, insert_rejects_taken_email_in_other_case)
-{
-	struct user got, u;
-
-	cr_assert(eq(int, add("alice", "Alice@Example.org", ""), REG_OK));
-	/* As the handlers do: the failed insert's transaction commits. */
-	mkuser(&u, "bob", "aLICE@example.ORG", "", "");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_EMAIL_TAKEN));
-	cr_assert(eq(int, registry_commit(reg), REG_OK), "%s",
-	    registry_errmsg(reg));
-	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_NOT_FOUND));
-	cr_assert(eq(i64, revision(), 1));
-	cr_assert(eq(int, add("bob", "bob@example.org", ""), REG_OK));
-}
-
-Test(pg, insert_allows_many_users_without_email)
-{
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, add("bob", "", ""), REG_OK));
-	cr_assert(eq(int, add("carol", "", ""), REG_OK));
-	cr_assert(eq(i64, revision(), 3));
-}
-
-Test(pg, insert_outside_transaction_is_misuse)
-{
-	struct user u;
-
-	mkuser(&u, "alice", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
-	cr_assert(eq(i64, revision(), 0));
-	cr_assert(not(eq(str, (char *)registry_errmsg(reg), "no error")));
-}
-
-Test(pg, insert_rejects_user_that_would_not_read_back)
-{
-	struct user u;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	mkuser(&u, "alice", "", "", "a,b");
-	strcpy(u.roles[0], "a,b");
-	u.nroles = 1;
-	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
-	mkuser(&u, "alice", "", "", "");
-	u.nroles = USER_ROLES_MAX + 1;
-	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
-	mkuser(&u, "alice", "", "", "");
-	memset(u.display_name, 'x', sizeof(u.display_name));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
-	mkuser(&u, "", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
-	registry_rollback(reg);
-	cr_assert(eq(i64, revision(), 0));
-}
-
-Test(pg, stored_row_over_limits_reads_as_error)
-{
-	struct user got, list[4];
-	size_t n;
-	int more;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	raw_exec("UPDATE users SET display_name = repeat('x', 129)");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 4, list, &n, &more),
-	    REG_ERROR));
-	cr_assert(eq(sz, n, 0));
-	raw_exec("UPDATE users SET display_name = repeat('x', 128)");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	/* One role more than USER_ROLES_MAX. */
-	raw_exec("UPDATE users SET roles = 'a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,"
-	    "q'");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
-	raw_exec("UPDATE users SET roles = 'a,,b'");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
-	raw_exec("UPDATE users SET roles = repeat('r', 33)");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
-	raw_exec("UPDATE users SET roles = 'ops'");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	raw_exec("UPDATE users SET email = repeat('e', 255)");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
-	raw_exec("UPDATE users SET email = NULL, username = ''");
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_ERROR));
 }
 
 /* Unique constraints: mapped by name, never REG_ERROR */
@@ -730,41 +394,6 @@ Test(pg, unique_violations_map_by_constraint_name)
 }
 
 /* Transactions */
-
-Test(pg, rollback_leaves_nothing)
-{
-	struct user u, got;
-
-	mkuser(&u, "alice", "a@example.org", "", "admin");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	registry_rollback(reg);
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
-	cr_assert(eq(i64, revision(), 0));
-	cr_assert(eq(i64, count(), 0));
-	/* The name and email are free again. */
-	cr_assert(eq(int, add("Alice", "A@example.org", ""), REG_OK));
-	cr_assert(eq(i64, revision(), 1));
-}
-
-Test(pg, begin_does_not_nest)
-{
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_begin(reg), REG_ERROR));
-	cr_assert(eq(int, registry_in_transaction(reg), 1));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_in_transaction(reg), 0));
-}
-
-Test(pg, commit_without_transaction_is_misuse)
-{
-	cr_assert(eq(int, registry_commit(reg), REG_ERROR));
-	registry_rollback(reg);
-	registry_rollback(NULL);
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	registry_rollback(reg);
-}
 
 Test(pg, savepoint_end_undoes_or_keeps)
 {
@@ -806,7 +435,7 @@ Test(pg, commit_after_a_statement_failed_outside_a_savepoint_is_refused)
 	cr_assert(eq(int, PQresultStatus(res), PGRES_COMMAND_OK));
 	PQclear(res);
 	registry_close(reg);
-	reg = open_uri(uri, 400, 0);
+	reg = open_reg(uri, 400, 0);
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
 	mkuser(&u, "alice", "", "", "");
 	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
@@ -830,7 +459,7 @@ Test(pg, begin_reports_busy_after_the_lock_timeout_while_another_writes)
 	int64_t t0, ms;
 
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	other = open_uri(uri, 400, 0);
+	other = open_reg(uri, 400, 0);
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
 	t0 = support_mono_ms();
 	cr_assert(eq(int, registry_begin(other), REG_BUSY), "%s",
@@ -858,7 +487,7 @@ Test(pg, begin_reports_busy_after_the_lock_timeout_while_another_writes)
 
 Test(pg, read_transaction_sees_one_snapshot)
 {
-	struct registry *other = open_uri(uri, 2000, 0);
+	struct registry *other = open_reg(uri, 2000, 0);
 	struct user got, u;
 
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
@@ -886,7 +515,7 @@ Test(pg, read_only_server_is_unavailable_for_writes_and_reads_go_on)
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
 	uri_for(u, sizeof(u), schema,
 	    "%20-cdefault_transaction_read_only%3Don");
-	r = open_uri(u, 2000, 0);
+	r = open_reg(u, 2000, 0);
 	cr_assert(eq(int, registry_get(r, "alice", &got), REG_OK));
 	cr_assert(eq(int, registry_begin(r), REG_UNAVAILABLE), "%s",
 	    registry_errmsg(r));
@@ -899,199 +528,7 @@ Test(pg, read_only_server_is_unavailable_for_writes_and_reads_go_on)
 	registry_close(r);
 }
 
-/* Update */
-
-Test(pg, update_advances_version_and_keeps_created_at)
-{
-	struct user cur, next, got;
-	time_t t0;
-
-	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
-	cr_assert(eq(int, add("bob", "", ""), REG_OK));
-	raw_exec("UPDATE users SET created_at = 1000, updated_at = 1000");
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	cr_assert(eq(i64, cur.created_at, 1000));
-	mkuser(&next, "alice", "new@example.org", "Alice", "ops");
-	t0 = time(NULL);
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(i64, next.version, 3));
-	cr_assert(eq(i64, next.created_at, 1000));
-	cr_assert(ge(i64, next.updated_at, (int64_t)t0));
-	cr_assert(eq(i64, revision(), 3));
-	cr_assert(eq(int, registry_get(reg, "ALICE", &got), REG_OK));
-	cr_assert(eq(str, got.email, "new@example.org"));
-	cr_assert(eq(str, got.display_name, "Alice"));
-	cr_assert(eq(sz, got.nroles, 1));
-	cr_assert(eq(str, got.roles[0], "ops"));
-	cr_assert(eq(i64, got.version, 3));
-	cr_assert(eq(i64, got.created_at, 1000));
-	cr_assert(eq(i64, got.updated_at, next.updated_at));
-	/* The old email is free again. */
-	cr_assert(eq(int, add("carol", "A@example.org", ""), REG_OK));
-}
-
-Test(pg, update_can_clear_optional_fields_and_change_case)
-{
-	struct user cur, next, got;
-
-	cr_assert(eq(int, add("alice", "a@example.org", "ops"), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	mkuser(&next, "ALICE", "", "", "");
-	cr_assert(eq(int, update(&cur, &next), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	cr_assert(eq(str, got.username, "ALICE"));
-	cr_assert(eq(str, got.email, ""));
-	cr_assert(eq(sz, got.nroles, 0));
-	cr_assert(eq(int, add("bob", "a@example.org", ""), REG_OK));
-}
-
-Test(pg, update_keeps_own_email_in_other_case)
-{
-	struct user cur, next;
-
-	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	mkuser(&next, "alice", "A@EXAMPLE.org", "Alice", "");
-	cr_assert(eq(int, update(&cur, &next), REG_OK));
-}
-
-Test(pg, update_rejects_email_of_another_user)
-{
-	struct user cur, next, got;
-
-	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
-	cr_assert(eq(int, add("bob", "b@example.org", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "bob", &cur), REG_OK));
-	mkuser(&next, "bob", "A@Example.org", "Bob", "");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_EMAIL_TAKEN));
-	cr_assert(eq(i64, revision(), 2));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(i64, revision(), 2));
-	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
-	cr_assert(eq(str, got.email, "b@example.org"));
-	cr_assert(eq(str, got.display_name, ""));
-	cr_assert(eq(i64, got.version, 2));
-}
-
-Test(pg, update_with_stale_version_is_not_found)
-{
-	struct user stale, cur, next, got;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &stale), REG_OK));
-	mkuser(&next, "alice", "", "First", "");
-	cr_assert(eq(int, update(&stale, &next), REG_OK));
-	mkuser(&next, "alice", "", "Second", "");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_update(reg, &stale, &next), REG_NOT_FOUND));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(i64, revision(), 2));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	cr_assert(eq(str, cur.display_name, "First"));
-	cr_assert(eq(int, update(&cur, &next), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	cr_assert(eq(str, got.display_name, "Second"));
-}
-
-Test(pg, update_of_deleted_user_is_not_found)
-{
-	struct user cur, next;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	cr_assert(eq(int, delete(&cur), REG_OK));
-	mkuser(&next, "alice", "", "", "");
-	cr_assert(eq(int, update(&cur, &next), REG_NOT_FOUND));
-	cr_assert(eq(i64, revision(), 2));
-}
-
-Test(pg, update_cannot_rename)
-{
-	struct user cur, next;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	mkuser(&next, "alicia", "", "", "");
-	cr_assert(eq(int, update(&cur, &next), REG_ERROR));
-	cr_assert(eq(int, registry_get(reg, "alicia", &next), REG_NOT_FOUND));
-}
-
-Test(pg, update_outside_transaction_is_misuse)
-{
-	struct user cur, next;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	mkuser(&next, "alice", "", "X", "");
-	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_ERROR));
-	cr_assert(eq(i64, revision(), 1));
-}
-
 /* Delete and versions */
-
-Test(pg, delete_then_get_is_not_found)
-{
-	struct user cur;
-
-	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	cr_assert(eq(int, delete(&cur), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_NOT_FOUND));
-	cr_assert(eq(i64, revision(), 2));
-	/* A retried delete finds nothing and writes nothing. */
-	cr_assert(eq(int, delete(&cur), REG_NOT_FOUND));
-	cr_assert(eq(i64, revision(), 2));
-	/* The email is free again. */
-	cr_assert(eq(int, add("bob", "A@example.org", ""), REG_OK));
-}
-
-Test(pg, delete_with_stale_version_is_not_found)
-{
-	struct user stale, next;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &stale), REG_OK));
-	mkuser(&next, "alice", "", "X", "");
-	cr_assert(eq(int, update(&stale, &next), REG_OK));
-	cr_assert(eq(int, delete(&stale), REG_NOT_FOUND));
-	cr_assert(eq(int, registry_get(reg, "alice", &next), REG_OK));
-	cr_assert(eq(i64, revision(), 2));
-}
-
-Test(pg, delete_outside_transaction_is_misuse)
-{
-	struct user cur;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	cr_assert(eq(int, registry_delete(reg, &cur), REG_ERROR));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-}
-
-Test(pg, recreate_after_delete_gets_larger_version)
-{
-	struct user cur, next, u;
-	int64_t highest;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, add("bob", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	mkuser(&next, "alice", "", "X", "");
-	cr_assert(eq(int, update(&cur, &next), REG_OK));
-	highest = next.version;
-	cr_assert(eq(int, delete(&next), REG_OK));
-	cr_assert(eq(i64, revision(), highest + 1));
-	mkuser(&u, "ALICE", "", "", "");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(gt(i64, u.version, highest + 1));
-	cr_assert(eq(i64, u.version, revision()));
-}
 
 Test(pg, users_count_follows_inserts_deletes_and_rollbacks)
 {
@@ -1112,112 +549,7 @@ Test(pg, users_count_follows_inserts_deletes_and_rollbacks)
 	cr_assert(eq(i64, raw_int("SELECT count(*) FROM users"), 1));
 }
 
-/* The last-admin rule */
-
-Test(pg, update_refuses_to_remove_last_admin)
-{
-	struct user cur, next, got;
-
-	cr_assert(eq(int, add("root", "", "admin,ops"), REG_OK));
-	cr_assert(eq(int, add("bob", "", "ops"), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "root", &cur), REG_OK));
-	mkuser(&next, "root", "", "Root", "ops");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_update(reg, &cur, &next), REG_LAST_ADMIN));
-	cr_assert(eq(i64, revision(), 2));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "root", &got), REG_OK));
-	cr_assert(eq(sz, got.nroles, 2));
-	cr_assert(eq(str, got.roles[0], "admin"));
-	cr_assert(eq(str, got.display_name, ""));
-	cr_assert(eq(i64, got.version, 1));
-	/* Keeping admin while changing the rest is fine. */
-	mkuser(&next, "root", "", "Root", "admin");
-	cr_assert(eq(int, update(&cur, &next), REG_OK));
-}
-
-Test(pg, delete_refuses_last_admin)
-{
-	struct user cur;
-
-	cr_assert(eq(int, add("root", "", "admin"), REG_OK));
-	cr_assert(eq(int, add("bob", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "root", &cur), REG_OK));
-	cr_assert(eq(int, delete(&cur), REG_LAST_ADMIN));
-	cr_assert(eq(int, registry_get(reg, "root", &cur), REG_OK));
-	cr_assert(eq(i64, revision(), 2));
-	/* Non-admins can still go. */
-	cr_assert(eq(int, registry_get(reg, "bob", &cur), REG_OK));
-	cr_assert(eq(int, delete(&cur), REG_OK));
-}
-
-Test(pg, admin_can_go_while_another_admin_remains)
-{
-	struct user a, b, next;
-
-	cr_assert(eq(int, add("a", "", "admin"), REG_OK));
-	cr_assert(eq(int, add("b", "", "admin"), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "a", &a), REG_OK));
-	mkuser(&next, "a", "", "", "");
-	cr_assert(eq(int, update(&a, &next), REG_OK));
-	/* b is now the last admin. */
-	cr_assert(eq(int, registry_get(reg, "b", &b), REG_OK));
-	cr_assert(eq(int, delete(&b), REG_LAST_ADMIN));
-	mkuser(&next, "b", "", "", "");
-	cr_assert(eq(int, update(&b, &next), REG_LAST_ADMIN));
-	/* Make a admin again, then b may go. */
-	cr_assert(eq(int, registry_get(reg, "a", &a), REG_OK));
-	mkuser(&next, "a", "", "", "admin");
-	cr_assert(eq(int, update(&a, &next), REG_OK));
-	cr_assert(eq(int, delete(&b), REG_OK));
-}
-
-Test(pg, registry_without_admin_lets_anyone_change)
-{
-	struct user cur, next;
-
-	cr_assert(eq(int, add("alice", "", "ops"), REG_OK));
-	cr_assert(eq(int, add("bob", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
-	mkuser(&next, "alice", "", "", "");
-	cr_assert(eq(int, update(&cur, &next), REG_OK));
-	cr_assert(eq(int, delete(&next), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "bob", &cur), REG_OK));
-	cr_assert(eq(int, delete(&cur), REG_OK));
-	cr_assert(eq(i64, revision(), 5));
-}
-
-Test(pg, last_admin_rule_sees_admin_made_in_same_transaction)
-{
-	struct user root, u;
-
-	cr_assert(eq(int, add("root", "", "admin"), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "root", &root), REG_OK));
-	mkuser(&u, "deputy", "", "", "admin");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_delete(reg, &root), REG_OK));
-	cr_assert(eq(int, registry_delete(reg, &u), REG_LAST_ADMIN));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "deputy", &u), REG_OK));
-}
-
 /* List */
-
-static void
-add_many(const char *const *names, size_t n)
-{
-	struct user u;
-	size_t i;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	for (i = 0; i < n; i++) {
-		mkuser(&u, names[i], "", "", "");
-		cr_assert(eq(int, registry_insert(reg, &u), REG_OK), "%s",
-		    names[i]);
-	}
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-}
 
 /*
  * The test database sorts text by an ICU collation, in which "a_b" comes
@@ -1252,155 +584,6 @@ Test(pg, list_orders_by_canonical_key_bytes_whatever_the_database_locale)
 	cr_assert(eq(str, out[0].username, "a.b"));
 	cr_assert(eq(str, out[1].username, "A0"));
 	cr_assert(eq(int, more, 1));
-}
-
-Test(pg, list_pages_with_after_and_more)
-{
-	static const char *const names[] = { "e", "d", "c", "b", "a" };
-	struct user out[2];
-	size_t n;
-	int more;
-
-	add_many(names, 5);
-	cr_assert(eq(int, registry_list(reg, "", "", 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 2));
-	cr_assert(eq(int, more, 1));
-	cr_assert(eq(str, out[0].username, "a"));
-	cr_assert(eq(str, out[1].username, "b"));
-	cr_assert(eq(int, registry_list(reg, "b", NULL, 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 2));
-	cr_assert(eq(int, more, 1));
-	cr_assert(eq(str, out[0].username, "c"));
-	cr_assert(eq(str, out[1].username, "d"));
-	cr_assert(eq(int, registry_list(reg, "d", NULL, 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 1));
-	cr_assert(eq(int, more, 0));
-	cr_assert(eq(str, out[0].username, "e"));
-	/* A cursor between keys, and one past the end. */
-	cr_assert(eq(int, registry_list(reg, "bb", NULL, 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(str, out[0].username, "c"));
-	cr_assert(eq(int, registry_list(reg, "e", NULL, 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 0));
-	cr_assert(eq(int, more, 0));
-}
-
-Test(pg, list_more_is_clear_when_page_is_exactly_full)
-{
-	static const char *const names[] = { "a", "b", "c" };
-	struct user out[3];
-	size_t n;
-	int more;
-
-	add_many(names, 3);
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 3, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 3));
-	cr_assert(eq(int, more, 0));
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 2));
-	cr_assert(eq(int, more, 1));
-}
-
-Test(pg, list_filters_by_literal_prefix)
-{
-	static const char *const names[] = {
-		"al", "Alice", "alicia", "Alfred", "bob", "ak", "am", "al_x"
-	};
-	struct user out[10];
-	size_t n;
-	int more;
-
-	add_many(names, 8);
-	cr_assert(eq(int, registry_list(reg, NULL, "ali", 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 2));
-	cr_assert(eq(str, out[0].username, "Alice"));
-	cr_assert(eq(str, out[1].username, "alicia"));
-	cr_assert(eq(int, registry_list(reg, NULL, "al", 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 5));
-	cr_assert(eq(str, out[0].username, "al"));
-	cr_assert(eq(str, out[1].username, "al_x"));
-	cr_assert(eq(str, out[2].username, "Alfred"));
-	cr_assert(eq(str, out[4].username, "alicia"));
-	/* Paging within a prefix. */
-	cr_assert(eq(int, registry_list(reg, NULL, "al", 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 2));
-	cr_assert(eq(int, more, 1));
-	cr_assert(eq(int, registry_list(reg, "alfred", "al", 2, out, &n,
-	    &more), REG_OK));
-	cr_assert(eq(sz, n, 2));
-	cr_assert(eq(int, more, 0));
-	cr_assert(eq(str, out[0].username, "Alice"));
-	/* A cursor before the prefix range starts at the prefix. */
-	cr_assert(eq(int, registry_list(reg, "a", "b", 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 1));
-	cr_assert(eq(str, out[0].username, "bob"));
-	/* Literal: no wildcards, and the prefix is not lowercased here. */
-	cr_assert(eq(int, registry_list(reg, NULL, "a%", 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 0));
-	cr_assert(eq(int, registry_list(reg, NULL, "a_", 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 0));
-	cr_assert(eq(int, registry_list(reg, NULL, "Al", 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 0));
-	cr_assert(eq(int, registry_list(reg, NULL, "bob", 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 1));
-	cr_assert(eq(int, registry_list(reg, NULL, "zz", 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 0));
-	cr_assert(eq(int, more, 0));
-}
-
-Test(pg, list_of_empty_registry_is_empty)
-{
-	struct user out[1];
-	size_t n = 5;
-	int more = 5;
-
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 1, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 0));
-	cr_assert(eq(int, more, 0));
-}
-
-Test(pg, list_limit_must_be_within_bounds)
-{
-	static struct user out[REG_LIST_MAX + 1];
-	char names[REG_LIST_MAX + 1][8];
-	const char *ptrs[REG_LIST_MAX + 1];
-	size_t i, n;
-	int more;
-
-	for (i = 0; i < REG_LIST_MAX + 1; i++) {
-		snprintf(names[i], sizeof(names[i]), "u%03zu", i);
-		ptrs[i] = names[i];
-	}
-	add_many(ptrs, REG_LIST_MAX + 1);
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 0, out, &n, &more),
-	    REG_ERROR));
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, REG_LIST_MAX + 1,
-	    out, &n, &more), REG_ERROR));
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, REG_LIST_MAX, out,
-	    &n, &more), REG_OK));
-	cr_assert(eq(sz, n, REG_LIST_MAX));
-	cr_assert(eq(int, more, 1));
-	cr_assert(eq(str, out[REG_LIST_MAX - 1].username, "u199"));
-	cr_assert(eq(int, registry_list(reg, "u199", NULL, REG_LIST_MAX, out,
-	    &n, &more), REG_OK));
-	cr_assert(eq(sz, n, 1));
-	cr_assert(eq(int, more, 0));
 }
 
 /*
@@ -1438,36 +621,12 @@ Test(pg, list_page_is_one_range_scan_of_the_primary_key)
 
 /* Idempotency records */
 
-static void
-idem_put(const char *key, const char *fp, int64_t now, int status,
-    const char *resp, size_t len)
-{
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "scope", key, fp, status,
-	    resp, len, now, 100), REG_OK), "%s", registry_errmsg(reg));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-}
-
-static enum reg_err
-idem_get(const char *key, const char *fp, int64_t now, struct reg_idem *rec)
-{
-	return registry_idem_get(reg, "scope", key, fp, now, rec);
-}
-
-Test(pg, idem_unknown_key_is_not_found)
-{
-	struct reg_idem rec;
-
-	cr_assert(eq(int, idem_get("k1", "fp", 1000, &rec), REG_NOT_FOUND));
-	cr_assert(eq(ptr, rec.response, NULL));
-}
-
 Test(pg, idem_stored_response_replays_its_bytes)
 {
 	static const char body[] = "{\"a\":1}\0tail\xff";
 	struct reg_idem rec;
 
-	idem_put("k1", "fp", 1000, 201, body, sizeof(body) - 1);
+idem_put("k1", "fp", 201, body, sizeof(body) - 1, 1000, 100);
 	cr_assert(eq(int, idem_get("k1", "fp", 1050, &rec), REG_IDEM_DONE));
 	cr_assert(eq(int, rec.status, 201));
 	cr_assert(eq(i64, rec.expires_at, 1100));
@@ -1493,24 +652,12 @@ Test(pg, idem_large_response_round_trips)
 	cr_assert(not(eq(ptr, big, NULL)));
 	for (i = 0; i < LEN; i++)
 		big[i] = (char)(i * 7 + i / 256);
-	idem_put("big", "fp", 1000, 200, big, LEN);
+idem_put("big", "fp", 200, big, LEN, 1000, 100);
 	cr_assert(eq(int, idem_get("big", "fp", 1000, &rec), REG_IDEM_DONE));
 	cr_assert(eq(sz, rec.response_len, LEN));
 	cr_assert(eq(int, memcmp(rec.response, big, LEN), 0));
 	registry_idem_release(&rec);
 	free(big);
-}
-
-Test(pg, idem_empty_response_replays_empty)
-{
-	struct reg_idem rec;
-
-	idem_put("k1", "fp", 1000, 204, NULL, 0);
-	cr_assert(eq(int, idem_get("k1", "fp", 1000, &rec), REG_IDEM_DONE));
-	cr_assert(eq(int, rec.status, 204));
-	cr_assert(eq(sz, rec.response_len, 0));
-	cr_assert(not(eq(ptr, rec.response, NULL)));
-	registry_idem_release(&rec);
 }
 
 /*
@@ -1519,7 +666,7 @@ Test(pg, idem_empty_response_replays_empty)
  */
 Test(pg, idem_record_is_written_in_the_writes_transaction)
 {
-	struct registry *other = open_uri(uri, 2000, 0);
+	struct registry *other = open_reg(uri, 2000, 0);
 	struct reg_idem rec;
 	struct user u;
 
@@ -1559,101 +706,17 @@ Test(pg, idem_expired_record_reads_as_gone_and_is_replaced)
 {
 	struct reg_idem rec;
 
-	idem_put("k1", "fp", 1000, 201, "x", 1);
+idem_put("k1", "fp", 201, "x", 1, 1000, 100);
 	/* Expires at 1000 + 100; gone strictly after. */
 	cr_assert(eq(int, idem_get("k1", "fp", 1100, &rec), REG_IDEM_DONE));
 	registry_idem_release(&rec);
 	cr_assert(eq(int, idem_get("k1", "fp", 1101, &rec), REG_NOT_FOUND));
-	idem_put("k1", "other", 1101, 422, "y", 1);
+idem_put("k1", "other", 422, "y", 1, 1101, 100);
 	cr_assert(eq(int, idem_get("k1", "other", 1101, &rec), REG_IDEM_DONE));
 	cr_assert(eq(int, rec.status, 422));
 	cr_assert(eq(int, rec.response[0], 'y'));
 	registry_idem_release(&rec);
 	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 1));
-}
-
-Test(pg, idem_put_purges_expired_records_in_batches)
-{
-	char key[32];
-	int i;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	for (i = 0; i < 70; i++) {
-		snprintf(key, sizeof(key), "old%d", i);
-		cr_assert(eq(int, registry_idem_put(reg, "scope", key, "fp",
-		    201, "x", 1, 1000, 10), REG_OK));
-	}
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 70));
-	idem_put("new1", "fp", 5000, 201, "x", 1);
-	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"),
-	    70 - REG_IDEM_PURGE_BATCH + 1));
-	idem_put("new2", "fp", 5000, 201, "x", 1);
-	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 2));
-}
-
-Test(pg, idem_keys_are_scoped)
-{
-	struct reg_idem rec;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "alice", "k", "fa", 201, "a",
-	    1, 1000, 100), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "bob", "k", "fb", 201, "b", 1,
-	    1000, 100), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "", "k", "fg", 201, "g", 1,
-	    1000, 100), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_get(reg, "alice", "k", "fa", 1000,
-	    &rec), REG_IDEM_DONE));
-	registry_idem_release(&rec);
-	cr_assert(eq(int, registry_idem_get(reg, "bob", "k", "fa", 1000,
-	    &rec), REG_IDEM_MISMATCH));
-	cr_assert(eq(int, registry_idem_get(reg, "", "k", "fg", 1000, &rec),
-	    REG_IDEM_DONE));
-	cr_assert(eq(int, rec.response[0], 'g'));
-	registry_idem_release(&rec);
-}
-
-Test(pg, idem_limits)
-{
-	char key[REG_IDEM_KEY_MAX + 2], scope[REG_IDEM_SCOPE_MAX + 2];
-	char fp[REG_IDEM_FINGERPRINT_MAX + 2];
-	struct reg_idem rec;
-
-	memset(key, 'k', sizeof(key) - 1);
-	key[REG_IDEM_KEY_MAX] = '\0';
-	memset(scope, 's', sizeof(scope) - 1);
-	scope[REG_IDEM_SCOPE_MAX] = '\0';
-	memset(fp, 'f', sizeof(fp) - 1);
-	fp[REG_IDEM_FINGERPRINT_MAX] = '\0';
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, scope, key, fp, 201, "x", 1,
-	    1000, 100), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_get(reg, scope, key, fp, 1000, &rec),
-	    REG_IDEM_DONE));
-	registry_idem_release(&rec);
-	key[REG_IDEM_KEY_MAX] = 'k';
-	key[REG_IDEM_KEY_MAX + 1] = '\0';
-	cr_assert(eq(int, registry_idem_get(reg, "s", key, "f", 1000, &rec),
-	    REG_ERROR));
-	scope[REG_IDEM_SCOPE_MAX] = 's';
-	scope[REG_IDEM_SCOPE_MAX + 1] = '\0';
-	cr_assert(eq(int, registry_idem_get(reg, scope, "k", "f", 1000, &rec),
-	    REG_ERROR));
-	fp[REG_IDEM_FINGERPRINT_MAX] = 'f';
-	fp[REG_IDEM_FINGERPRINT_MAX + 1] = '\0';
-	cr_assert(eq(int, registry_idem_get(reg, "s", "k", fp, 1000, &rec),
-	    REG_ERROR));
-	cr_assert(eq(int, registry_idem_get(reg, "s", "", "f", 1000, &rec),
-	    REG_ERROR));
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 201, "x", 1,
-	    1000, INT64_MAX), REG_ERROR));
-	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 600, "x", 1,
-	    1000, 100), REG_ERROR));
-	registry_rollback(reg);
 }
 
 Test(pg, idem_put_outside_write_transaction_is_misuse)
@@ -1897,7 +960,7 @@ Test(pg, concurrent_openers_create_the_schema_once_and_one_name_wins)
 	}
 	cr_assert(eq(int, ok, 1));
 	cr_assert(eq(int, exists, 7));
-	reg = open_uri(uri, 2000, 0);
+	reg = open_reg(uri, 2000, 0);
 	cr_assert(eq(int, registry_list(reg, NULL, NULL, 8, out, &n, &more),
 	    REG_OK));
 	cr_assert(eq(sz, n, 1));
@@ -2192,7 +1255,7 @@ Test(pg_outage, server_stopped_mid_run_is_unavailable_then_refresh_reconnects)
 	int64_t t0, ms;
 
 	registry_close(reg);
-	reg = open_uri(uri, 1000, 0);
+	reg = open_reg(uri, 1000, 0);
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
 	ctl("stop");
 	t0 = support_mono_ms();
@@ -2237,7 +1300,7 @@ Test(pg_outage, transaction_cut_by_a_stop_is_unavailable_and_undone)
 	struct user u;
 
 	registry_close(reg);
-	reg = open_uri(uri, 1000, 0);
+	reg = open_reg(uri, 1000, 0);
 	mkuser(&u, "carol", "", "", "");
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
 	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
@@ -2261,7 +1324,7 @@ Test(pg_outage, server_that_stops_answering_is_unavailable_at_the_deadline)
 	int64_t t0, ms;
 
 	registry_close(reg);
-	reg = open_uri(uri, 500, 0);
+	reg = open_reg(uri, 500, 0);
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
 	ctl("pause");
 	t0 = support_mono_ms();
@@ -2310,7 +1373,7 @@ Test(pg_outage, commit_that_cannot_be_confirmed_is_unavailable_not_ok)
 	int64_t t0, ms;
 
 	registry_close(reg);
-	reg = open_uri(uri, 600, 0);
+	reg = open_reg(uri, 600, 0);
 	standby_required();
 	mkuser(&u, "alice", "", "", "");
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
@@ -2410,7 +1473,7 @@ open_sqlite(const char *name)
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/%s", sqdir, name);
-	return open_uri(path, 2000, REG_OPEN_CREATE);
+	return open_reg(path, 2000, REG_OPEN_CREATE);
 }
 
 /* A registry with some history: updates, a delete, idempotency records. */
@@ -2539,7 +1602,7 @@ Test(migrate, refuses_a_target_that_is_not_fresh)
 	    MIGRATE_NOT_EMPTY));
 	/* Only an idempotency record. */
 	raw_exec("UPDATE meta SET v = 0 WHERE k = 'revision'");
-	idem_put("k", "fp", 1000, 201, "x", 1);
+idem_put("k", "fp", 201, "x", 1, 1000, 100);
 	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep),
 	    MIGRATE_NOT_EMPTY));
 	cr_assert(not(eq(ptr, strstr(rep.why, "idempotency"), NULL)));
