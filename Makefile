@@ -117,7 +117,7 @@ SAN_CC ?= $(shell command -v clang >/dev/null && echo clang || echo $(CC))
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 sanitize: deps deps-clang
-	@rm -f $(BUILD)-san/sanitize.log
+	@rm -f $(BUILD)-san/sanitize.log $(BUILD)-san/asan.* $(BUILD)-san/ubsan.*
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-san CC=$(SAN_CC) \
 	    CFLAGS="$(SAN_FLAGS)" \
 	    LDFLAGS="-fsanitize=address,undefined" $(BUILD)-san/unit-tests all
