@@ -337,15 +337,6 @@ Test(pg, open_of_a_server_that_never_answers_ends_at_the_deadline)
 	cr_assert(not(eq(ptr, strstr(why, "within 400 ms"), NULL)), "%s", why);
 }
 
-Test(pg, open_with_zero_busy_timeout_still_works)
-{
-	struct registry *r = open_reg(uri, 0, 0);
-
-	cr_assert(eq(int, add_to(r, "alice", "", ""), REG_OK));
-	registry_close(r);
-	cr_assert(eq(i64, revision(), 1));
-}
-
 Test(pg, open_over_the_unix_socket)
 {
 	const char *s = getenv("USERREG_TEST_PG_SOCKET_URI");
@@ -394,29 +385,6 @@ Test(pg, unique_violations_map_by_constraint_name)
 }
 
 /* Transactions */
-
-Test(pg, savepoint_end_undoes_or_keeps)
-{
-	struct user u, got;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
-	mkuser(&u, "alice", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
-	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
-	mkuser(&u, "bob", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_savepoint_end(reg, 1), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
-	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
-	cr_assert(eq(i64, got.version, 1));
-	cr_assert(eq(i64, revision(), 1));
-	/* Outside a write transaction there is nothing to save. */
-	cr_assert(eq(int, registry_savepoint(reg), REG_ERROR));
-}
 
 /*
  * A failed statement aborts a PostgreSQL transaction: a commit after one
@@ -485,26 +453,6 @@ Test(pg, begin_reports_busy_after_the_lock_timeout_while_another_writes)
 	registry_close(other);
 }
 
-Test(pg, read_transaction_sees_one_snapshot)
-{
-	struct registry *other = open_reg(uri, 2000, 0);
-	struct user got, u;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
-	cr_assert(eq(int, add_to(other, "bob", "", ""), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_NOT_FOUND));
-	cr_assert(eq(i64, revision(), 1));
-	/* Writes are refused in a read transaction. */
-	mkuser(&u, "carol", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
-	cr_assert(eq(i64, revision(), 2));
-	registry_close(other);
-}
-
 /* A server that takes no writes (a standby, a read-only database). */
 Test(pg, read_only_server_is_unavailable_for_writes_and_reads_go_on)
 {
@@ -526,27 +474,6 @@ Test(pg, read_only_server_is_unavailable_for_writes_and_reads_go_on)
 	cr_assert(eq(int, registry_refresh(r), REG_OK));
 	cr_assert(eq(int, registry_get(r, "alice", &got), REG_OK));
 	registry_close(r);
-}
-
-/* Delete and versions */
-
-Test(pg, users_count_follows_inserts_deletes_and_rollbacks)
-{
-	struct user cur, u;
-
-	cr_assert(eq(int, add("a", "", ""), REG_OK));
-	cr_assert(eq(int, add("b", "", ""), REG_OK));
-	cr_assert(eq(int, add("A", "", ""), REG_EXISTS));
-	cr_assert(eq(i64, count(), 2));
-	cr_assert(eq(int, registry_get(reg, "a", &cur), REG_OK));
-	cr_assert(eq(int, delete(&cur), REG_OK));
-	cr_assert(eq(i64, count(), 1));
-	mkuser(&u, "c", "", "", "");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	registry_rollback(reg);
-	cr_assert(eq(i64, count(), 1));
-	cr_assert(eq(i64, raw_int("SELECT count(*) FROM users"), 1));
 }
 
 /* List */
@@ -626,7 +553,7 @@ Test(pg, idem_stored_response_replays_its_bytes)
 	static const char body[] = "{\"a\":1}\0tail\xff";
 	struct reg_idem rec;
 
-idem_put("k1", "fp", 201, body, sizeof(body) - 1, 1000, 100);
+	idem_put("k1", "fp", 201, body, sizeof(body) - 1, 1000, 100);
 	cr_assert(eq(int, idem_get("k1", "fp", 1050, &rec), REG_IDEM_DONE));
 	cr_assert(eq(int, rec.status, 201));
 	cr_assert(eq(i64, rec.expires_at, 1100));
@@ -641,84 +568,6 @@ idem_put("k1", "fp", 201, body, sizeof(body) - 1, 1000, 100);
 	cr_assert(eq(ptr, rec.response, NULL));
 }
 
-/* Larger than libpq's output buffer: sent in pieces, never blocking. */
-Test(pg, idem_large_response_round_trips)
-{
-	enum { LEN = 256 * 1024 };
-	struct reg_idem rec;
-	char *big = malloc(LEN);
-	size_t i;
-
-	cr_assert(not(eq(ptr, big, NULL)));
-	for (i = 0; i < LEN; i++)
-		big[i] = (char)(i * 7 + i / 256);
-idem_put("big", "fp", 200, big, LEN, 1000, 100);
-	cr_assert(eq(int, idem_get("big", "fp", 1000, &rec), REG_IDEM_DONE));
-	cr_assert(eq(sz, rec.response_len, LEN));
-	cr_assert(eq(int, memcmp(rec.response, big, LEN), 0));
-	registry_idem_release(&rec);
-	free(big);
-}
-
-/*
- * The record is written in the transaction of the write it answers: no
- * other connection sees it before the commit, and a rollback takes both.
- */
-Test(pg, idem_record_is_written_in_the_writes_transaction)
-{
-	struct registry *other = open_reg(uri, 2000, 0);
-	struct reg_idem rec;
-	struct user u;
-
-	mkuser(&u, "alice", "", "", "");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
-	    &rec), REG_NOT_FOUND));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
-	    "created", 7, 1000, 100), REG_OK));
-	/* Inside, the record is there already. */
-	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
-	    &rec), REG_IDEM_DONE));
-	registry_idem_release(&rec);
-	cr_assert(eq(int, registry_idem_get(other, "scope", "k1", "fp", 1000,
-	    &rec), REG_NOT_FOUND));
-	registry_rollback(reg);
-	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
-	    &rec), REG_NOT_FOUND));
-	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_NOT_FOUND));
-	/* Committed, both are there for everyone. */
-	mkuser(&u, "alice", "", "", "");
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
-	    "created", 7, 1000, 100), REG_OK));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_get(other, "scope", "k1", "fp", 1000,
-	    &rec), REG_IDEM_DONE));
-	cr_assert(eq(int, memcmp(rec.response, "created", 7), 0));
-	registry_idem_release(&rec);
-	cr_assert(eq(int, registry_get(other, "alice", &u), REG_OK));
-	registry_close(other);
-}
-
-Test(pg, idem_expired_record_reads_as_gone_and_is_replaced)
-{
-	struct reg_idem rec;
-
-idem_put("k1", "fp", 201, "x", 1, 1000, 100);
-	/* Expires at 1000 + 100; gone strictly after. */
-	cr_assert(eq(int, idem_get("k1", "fp", 1100, &rec), REG_IDEM_DONE));
-	registry_idem_release(&rec);
-	cr_assert(eq(int, idem_get("k1", "fp", 1101, &rec), REG_NOT_FOUND));
-idem_put("k1", "other", 422, "y", 1, 1101, 100);
-	cr_assert(eq(int, idem_get("k1", "other", 1101, &rec), REG_IDEM_DONE));
-	cr_assert(eq(int, rec.status, 422));
-	cr_assert(eq(int, rec.response[0], 'y'));
-	registry_idem_release(&rec);
-	cr_assert(eq(i64, raw_int("SELECT count(*) FROM idempotency"), 1));
-}
-
 Test(pg, idem_put_outside_write_transaction_is_misuse)
 {
 	struct reg_idem rec;
@@ -731,53 +580,6 @@ Test(pg, idem_put_outside_write_transaction_is_misuse)
 	registry_rollback(reg);
 	cr_assert(eq(int, registry_idem_get(reg, "s", "k", "f", 1000, &rec),
 	    REG_NOT_FOUND));
-}
-
-/* registry_idem_scan() callback: counts, checks order and contents. */
-struct scan_seen {
-	int n;
-	int stop_at;
-	char last[64];
-};
-
-static int
-scan_one(void *arg, const char *scope, const char *key,
-    const struct reg_idem *rec)
-{
-	struct scan_seen *s = arg;
-	char id[64];
-
-	snprintf(id, sizeof(id), "%s/%s", scope, key);
-	cr_assert(gt(int, strcmp(id, s->last), 0), "%s after %s", id,
-	    s->last);
-	snprintf(s->last, sizeof(s->last), "%s", id);
-	cr_assert(eq(sz, rec->response_len, strlen(key)));
-	cr_assert(eq(int, memcmp(rec->response, key, rec->response_len), 0));
-	cr_assert(eq(str, (char *)rec->fingerprint, "fp"));
-	return ++s->n == s->stop_at;
-}
-
-Test(pg, idem_scan_visits_every_record_in_order)
-{
-	struct scan_seen seen = { 0, -1, "" };
-	char key[32];
-	int i;
-
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	/* More than one batch of the scan, expired ones included. */
-	for (i = 0; i < 250; i++) {
-		snprintf(key, sizeof(key), "k%03d", i);
-		cr_assert(eq(int, registry_idem_put(reg, i % 2 ? "a" : "b",
-		    key, "fp", 201, key, strlen(key), 1000,
-		    i % 3 ? 100 : 0), REG_OK));
-	}
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_scan(reg, scan_one, &seen), REG_OK));
-	cr_assert(eq(int, seen.n, 250));
-	memset(&seen, 0, sizeof(seen));
-	seen.stop_at = 120;
-	cr_assert(eq(int, registry_idem_scan(reg, scan_one, &seen), REG_ERROR));
-	cr_assert(eq(int, seen.n, 120));
 }
 
 /* Integrity, backup */
@@ -808,36 +610,6 @@ Test(pg, integrity_finds_a_missing_meta_row_and_a_wrong_schema_version)
 	    NULL)), "%s", registry_errmsg(reg));
 	/* Without its row, a write cannot take the lock. */
 	cr_assert(eq(int, registry_begin(reg), REG_ERROR));
-}
-
-Test(pg, users_count_moves_with_the_commit_and_savepoints)
-{
-	struct user u;
-	int64_t n = -1;
-
-	cr_assert(eq(int, add("alice", "", ""), REG_OK));
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	mkuser(&u, "bob", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	/* Seen inside the write, not outside it yet. */
-	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
-	cr_assert(eq(i64, n, 2));
-	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
-	mkuser(&u, "carol", "", "", "");
-	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
-	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
-	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
-	cr_assert(eq(i64, n, 2));
-	cr_assert(eq(int, registry_commit(reg), REG_OK));
-	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
-	cr_assert(eq(i64, n, 2));
-	cr_assert(eq(int, registry_begin(reg), REG_OK));
-	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_OK));
-	cr_assert(eq(int, registry_delete(reg, &u), REG_OK));
-	registry_rollback(reg);
-	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
-	cr_assert(eq(i64, n, 2));
-	cr_assert(eq(int, registry_integrity(reg), REG_OK));
 }
 
 Test(pg, backup_is_refused_with_a_pointer_to_pg_dump)
@@ -1602,7 +1374,7 @@ Test(migrate, refuses_a_target_that_is_not_fresh)
 	    MIGRATE_NOT_EMPTY));
 	/* Only an idempotency record. */
 	raw_exec("UPDATE meta SET v = 0 WHERE k = 'revision'");
-idem_put("k", "fp", 201, "x", 1, 1000, 100);
+	idem_put("k", "fp", 201, "x", 1, 1000, 100);
 	cr_assert(eq(int, migrate_registry(sq, reg, 3000, &rep),
 	    MIGRATE_NOT_EMPTY));
 	cr_assert(not(eq(ptr, strstr(rep.why, "idempotency"), NULL)));

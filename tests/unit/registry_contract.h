@@ -31,6 +31,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -223,6 +224,15 @@ Test(CONTRACT_SUITE, close_accepts_null)
 	registry_close(NULL);
 }
 
+Test(CONTRACT_SUITE, open_with_zero_busy_timeout_still_works)
+{
+	struct registry *r = open_fixture(0, 0);
+
+	cr_assert(eq(int, add_to(r, "alice", "", ""), REG_OK));
+	registry_close(r);
+	cr_assert(eq(i64, revision(), 1));
+}
+
 /* Insert and get */
 
 Test(CONTRACT_SUITE, insert_get_round_trip_keeps_every_field)
@@ -374,6 +384,12 @@ Test(CONTRACT_SUITE, insert_rejects_taken_email_in_other_case)
 	cr_assert(eq(int, add("bob", "bob@example.org", ""), REG_OK));
 }
 
+Test(CONTRACT_SUITE, insert_with_name_and_email_taken_reports_name)
+{
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	cr_assert(eq(int, add("Alice", "A@example.org", ""), REG_EXISTS));
+}
+
 Test(CONTRACT_SUITE, insert_allows_many_users_without_email)
 {
 	cr_assert(eq(int, add("alice", "", ""), REG_OK));
@@ -483,6 +499,185 @@ Test(CONTRACT_SUITE, commit_without_transaction_is_misuse)
 	registry_rollback(NULL);
 	cr_assert(eq(int, registry_begin(reg), REG_OK));
 	registry_rollback(reg);
+}
+
+Test(CONTRACT_SUITE, refresh_inside_a_transaction_is_misuse)
+{
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_refresh(reg), REG_ERROR));
+	cr_assert(eq(int, registry_in_transaction(reg), 1));
+	registry_rollback(reg);
+}
+
+/* Read snapshots and savepoints */
+
+Test(CONTRACT_SUITE, read_snapshot_does_not_see_a_commit_made_meanwhile)
+{
+	struct registry *other;
+	struct user u, got;
+	int64_t n;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	other = open_fixture(2000, 0);
+	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
+	cr_assert(eq(int, registry_in_transaction(reg), 1));
+	cr_assert(eq(i64, revision(), 1));
+	/* A reader holds no lock: the other handle writes and commits. */
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_begin(other), REG_OK));
+	cr_assert(eq(int, registry_insert(other, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(other), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 1));
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 1));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	registry_close(other);
+}
+
+Test(CONTRACT_SUITE, read_snapshot_refuses_writes)
+{
+	struct user cur, u;
+	int64_t n;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	mkuser(&u, "alice", "", "X", "");
+	cr_assert(eq(int, registry_update(reg, &cur, &u), REG_ERROR));
+	cr_assert(eq(int, registry_delete(reg, &cur), REG_ERROR));
+	u.version = 9;
+	cr_assert(eq(int, registry_load(reg, &u), REG_ERROR));
+	cr_assert(eq(int, registry_raise_revision(reg, 50), REG_ERROR));
+	cr_assert(eq(int, registry_savepoint(reg), REG_ERROR));
+	/* Nor does it nest with a write transaction. */
+	cr_assert(eq(int, registry_begin(reg), REG_ERROR));
+	registry_rollback(reg);
+	cr_assert(eq(i64, revision(), 1));
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 1));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
+	cr_assert(eq(str, u.display_name, ""));
+}
+
+Test(CONTRACT_SUITE, read_transaction_sees_one_snapshot)
+{
+	struct registry *other = open_fixture(2000, 0);
+	struct user got, u;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+	cr_assert(eq(int, add_to(other, "bob", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 1));
+	/* Writes are refused in a read transaction. */
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_ERROR));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	registry_close(other);
+}
+
+Test(CONTRACT_SUITE, savepoint_kept_keeps_its_writes)
+{
+	struct user u;
+
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 1), REG_OK));
+	cr_assert(eq(int, registry_in_transaction(reg), 1));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
+	cr_assert(eq(i64, revision(), 1));
+}
+
+Test(CONTRACT_SUITE, savepoint_undone_drops_only_its_writes)
+{
+	struct user u;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_in_transaction(reg), 1));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_NOT_FOUND));
+	/* bob's revision went with him. */
+	cr_assert(eq(i64, revision(), 1));
+}
+
+Test(CONTRACT_SUITE, savepoints_nest_under_the_per_write_savepoint)
+{
+	struct user u;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	/* A refused write undoes its own savepoint, not the caller's. */
+	mkuser(&u, "BOB", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_EXISTS));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 1), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_OK));
+	cr_assert(eq(i64, u.version, 1));
+	cr_assert(eq(int, registry_get(reg, "carol", &u), REG_OK));
+	cr_assert(eq(i64, u.version, 2));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_NOT_FOUND));
+	cr_assert(eq(i64, revision(), 2));
+}
+
+Test(CONTRACT_SUITE, savepoint_outside_a_write_transaction_is_misuse)
+{
+	cr_assert(eq(int, registry_savepoint(reg), REG_ERROR));
+	cr_assert(eq(int, registry_savepoint_end(reg, 1), REG_ERROR));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_ERROR));
+	cr_assert(eq(int, registry_in_transaction(reg), 0));
+}
+
+Test(CONTRACT_SUITE, savepoint_end_undoes_or_keeps)
+{
+	struct user u, got;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 1), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_get(reg, "bob", &got), REG_OK));
+	cr_assert(eq(i64, got.version, 1));
+	cr_assert(eq(i64, revision(), 1));
+	/* Outside a write transaction there is nothing to save. */
+	cr_assert(eq(int, registry_savepoint(reg), REG_ERROR));
 }
 
 /* Update */
@@ -679,6 +874,25 @@ Test(CONTRACT_SUITE, recreate_after_delete_gets_larger_version)
 	cr_assert(eq(int, registry_commit(reg), REG_OK));
 	cr_assert(gt(i64, u.version, highest + 1));
 	cr_assert(eq(i64, u.version, revision()));
+}
+
+Test(CONTRACT_SUITE, versions_strictly_increase_across_writes)
+{
+	struct user a, b, next;
+
+	cr_assert(eq(int, add("a", "", ""), REG_OK));
+	cr_assert(eq(int, add("b", "", ""), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "a", &a), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "b", &b), REG_OK));
+	cr_assert(eq(i64, a.version, 1));
+	cr_assert(eq(i64, b.version, 2));
+	mkuser(&next, "a", "", "A", "");
+	cr_assert(eq(int, update(&a, &next), REG_OK));
+	cr_assert(eq(i64, next.version, 3));
+	cr_assert(eq(int, delete(&b), REG_OK));
+	cr_assert(eq(i64, revision(), 4));
+	cr_assert(eq(int, registry_get(reg, "a", &a), REG_OK));
+	cr_assert(eq(i64, a.version, 3));
 }
 
 /* The last-admin rule */
@@ -922,6 +1136,210 @@ Test(CONTRACT_SUITE, list_limit_must_be_within_bounds)
 	cr_assert(eq(int, more, 0));
 }
 
+/* Count, load, revision */
+
+Test(CONTRACT_SUITE, count_follows_inserts_and_deletes)
+{
+	struct user cur, u;
+
+	cr_assert(eq(i64, count(), 0));
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(i64, count(), 2));
+	cr_assert(eq(int, registry_get(reg, "alice", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_OK));
+	cr_assert(eq(i64, count(), 1));
+	/* A refused or rolled back insert counts nothing. */
+	cr_assert(eq(int, add("BOB", "", ""), REG_EXISTS));
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(i64, count(), 2));
+	registry_rollback(reg);
+	cr_assert(eq(i64, count(), 1));
+}
+
+Test(CONTRACT_SUITE, users_count_follows_inserts_deletes_and_rollbacks)
+{
+	struct user cur, u;
+
+	cr_assert(eq(int, add("a", "", ""), REG_OK));
+	cr_assert(eq(int, add("b", "", ""), REG_OK));
+	cr_assert(eq(int, add("A", "", ""), REG_EXISTS));
+	cr_assert(eq(i64, count(), 2));
+	cr_assert(eq(int, registry_get(reg, "a", &cur), REG_OK));
+	cr_assert(eq(int, delete(&cur), REG_OK));
+	cr_assert(eq(i64, count(), 1));
+	mkuser(&u, "c", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(i64, count(), 1));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM users"), 1));
+}
+
+Test(CONTRACT_SUITE, count_moves_with_the_commit_and_its_savepoints)
+{
+	struct user u;
+	int64_t n = -1;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "x", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	/* Inside the write, with its own inserts; outside, not yet. */
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 1));
+	cr_assert(eq(i64, raw_int("SELECT v FROM meta WHERE k = 'users'"), 0));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "y", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, count(), 1));
+	cr_assert(eq(i64, raw_int("SELECT count(*) FROM users"), 1));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "x", &u), REG_OK));
+	cr_assert(eq(int, registry_delete(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(i64, count(), 1));
+}
+
+Test(CONTRACT_SUITE, users_count_moves_with_the_commit_and_savepoints)
+{
+	struct user u;
+	int64_t n = -1;
+
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "bob", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	/* Seen inside the write, not outside it yet. */
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "carol", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_OK));
+	cr_assert(eq(int, registry_delete(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_count(reg, &n), REG_OK));
+	cr_assert(eq(i64, n, 2));
+	cr_assert(eq(int, registry_integrity(reg), REG_OK));
+}
+
+Test(CONTRACT_SUITE, revision_is_stored_once_by_the_commit)
+{
+	struct user u;
+	int64_t v = -1;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "a", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	mkuser(&u, "b", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_revision(reg, &v), REG_OK));
+	cr_assert(eq(i64, v, 2));
+	/* An undone write gives its version back. */
+	cr_assert(eq(int, registry_savepoint(reg), REG_OK));
+	mkuser(&u, "c", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(i64, u.version, 3));
+	cr_assert(eq(int, registry_savepoint_end(reg, 0), REG_OK));
+	cr_assert(eq(int, registry_revision(reg, &v), REG_OK));
+	cr_assert(eq(i64, v, 2));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 2));
+	cr_assert(eq(i64, raw_int("SELECT v FROM meta WHERE k = 'revision'"),
+	    2));
+	/* A rolled-back write stores nothing. */
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	mkuser(&u, "d", "", "", "");
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(i64, revision(), 2));
+}
+
+Test(CONTRACT_SUITE, load_keeps_version_and_timestamps_without_a_new_revision)
+{
+	struct user u, got;
+
+	mkuser(&u, "Carol", "c@example.org", "Carol C.", "ops");
+	u.version = 41;
+	u.created_at = 1000;
+	u.updated_at = 2000;
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_load(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 0));
+	cr_assert(eq(i64, count(), 1));
+	cr_assert(eq(int, registry_get(reg, "carol", &got), REG_OK));
+	cr_assert(eq(str, got.username, "Carol"));
+	cr_assert(eq(str, got.email, "c@example.org"));
+	cr_assert(eq(str, got.display_name, "Carol C."));
+	cr_assert(eq(str, got.roles[0], "ops"));
+	cr_assert(eq(i64, got.version, 41));
+	cr_assert(eq(i64, got.created_at, 1000));
+	cr_assert(eq(i64, got.updated_at, 2000));
+}
+
+Test(CONTRACT_SUITE, load_refuses_taken_names_and_emails_and_malformed_users)
+{
+	struct user u;
+
+	cr_assert(eq(int, add("alice", "a@example.org", ""), REG_OK));
+	mkuser(&u, "ALICE", "", "", "");
+	u.version = 5;
+	u.created_at = u.updated_at = 10;
+	cr_assert(eq(int, registry_load(reg, &u), REG_ERROR));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_load(reg, &u), REG_EXISTS));
+	mkuser(&u, "bob", "A@example.org", "", "");
+	u.version = 5;
+	u.created_at = u.updated_at = 10;
+	cr_assert(eq(int, registry_load(reg, &u), REG_EMAIL_TAKEN));
+	mkuser(&u, "bob", "", "", "");
+	u.created_at = u.updated_at = 10;
+	u.version = 0;
+	cr_assert(eq(int, registry_load(reg, &u), REG_ERROR));
+	u.version = 5;
+	u.updated_at = 9;
+	cr_assert(eq(int, registry_load(reg, &u), REG_ERROR));
+	u.created_at = -1;
+	cr_assert(eq(int, registry_load(reg, &u), REG_ERROR));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, count(), 1));
+	cr_assert(eq(int, registry_get(reg, "bob", &u), REG_NOT_FOUND));
+}
+
+Test(CONTRACT_SUITE, raise_revision_raises_and_never_lowers)
+{
+	struct user u;
+
+	cr_assert(eq(int, registry_raise_revision(reg, 50), REG_ERROR));
+	cr_assert(eq(i64, revision(), 0));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_raise_revision(reg, 50), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 50));
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_raise_revision(reg, 10), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, revision(), 50));
+	/* The next write goes on from there. */
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(i64, u.version, 51));
+}
+
 /* Idempotency records */
 
 Test(CONTRACT_SUITE, idem_unknown_key_is_not_found)
@@ -935,6 +1353,19 @@ Test(CONTRACT_SUITE, idem_unknown_key_is_not_found)
 	cr_assert(eq(i64, idem_rows(), 0));
 }
 
+Test(CONTRACT_SUITE, idem_other_fingerprint_is_a_mismatch)
+{
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 201, "x", 1, 1000, 100);
+	cr_assert(eq(int, idem_get("k1", "other", 1050, &rec),
+	    REG_IDEM_MISMATCH));
+	cr_assert(eq(ptr, rec.response, NULL));
+	/* The record stays the answer of the body it answered. */
+	cr_assert(eq(int, idem_get("k1", "fp", 1050, &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+}
+
 Test(CONTRACT_SUITE, idem_empty_response_replays_empty)
 {
 	struct reg_idem rec;
@@ -946,6 +1377,154 @@ Test(CONTRACT_SUITE, idem_empty_response_replays_empty)
 	cr_assert(not(eq(ptr, rec.response, NULL)));
 	cr_assert(eq(chr, rec.response[0], '\0'));
 	registry_idem_release(&rec);
+}
+
+/* Larger than libpq's output buffer: sent in pieces, never blocking. */
+Test(CONTRACT_SUITE, idem_large_response_round_trips)
+{
+	enum { LEN = 256 * 1024 };
+	struct reg_idem rec;
+	char *big = malloc(LEN);
+	size_t i;
+
+	cr_assert(not(eq(ptr, big, NULL)));
+	for (i = 0; i < LEN; i++)
+		big[i] = (char)(i * 7 + i / 256);
+	idem_put("big", "fp", 200, big, LEN, 1000, 100);
+	cr_assert(eq(int, idem_get("big", "fp", 1000, &rec), REG_IDEM_DONE));
+	cr_assert(eq(sz, rec.response_len, LEN));
+	cr_assert(eq(int, memcmp(rec.response, big, LEN), 0));
+	registry_idem_release(&rec);
+	free(big);
+}
+
+Test(CONTRACT_SUITE, idem_record_commits_with_its_transaction)
+{
+	struct registry *other;
+	struct reg_idem rec;
+	struct user u;
+
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "x", 1, 1000, 100), REG_OK));
+	/* Inside its transaction the record already answers. */
+	cr_assert(eq(int, idem_get("k1", "fp", 1000, &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	other = open_fixture(2000, 0);
+	cr_assert(eq(int, registry_get(other, "alice", &u), REG_OK));
+	cr_assert(eq(int, registry_idem_get(other, "scope", "k1", "fp", 1000,
+	    &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 201));
+	registry_idem_release(&rec);
+	registry_close(other);
+}
+
+Test(CONTRACT_SUITE, idem_record_rolled_back_with_its_transaction)
+{
+	struct reg_idem rec;
+	struct user u;
+
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "x", 1, 1000, 100), REG_OK));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_NOT_FOUND));
+	cr_assert(eq(int, idem_get("k1", "fp", 1000, &rec), REG_NOT_FOUND));
+	cr_assert(eq(i64, idem_rows(), 0));
+	cr_assert(eq(i64, revision(), 0));
+}
+
+/*
+ * The record is written in the transaction of the write it answers: no
+ * other connection sees it before the commit, and a rollback takes both.
+ */
+Test(CONTRACT_SUITE, idem_record_is_written_in_the_writes_transaction)
+{
+	struct registry *other = open_fixture(2000, 0);
+	struct reg_idem rec;
+	struct user u;
+
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
+	    &rec), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "created", 7, 1000, 100), REG_OK));
+	/* Inside, the record is there already. */
+	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
+	    &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, registry_idem_get(other, "scope", "k1", "fp", 1000,
+	    &rec), REG_NOT_FOUND));
+	registry_rollback(reg);
+	cr_assert(eq(int, registry_idem_get(reg, "scope", "k1", "fp", 1000,
+	    &rec), REG_NOT_FOUND));
+	cr_assert(eq(int, registry_get(reg, "alice", &u), REG_NOT_FOUND));
+	/* Committed, both are there for everyone. */
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "created", 7, 1000, 100), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_get(other, "scope", "k1", "fp", 1000,
+	    &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, memcmp(rec.response, "created", 7), 0));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, registry_get(other, "alice", &u), REG_OK));
+	registry_close(other);
+}
+
+Test(CONTRACT_SUITE, idem_record_expires_after_its_ttl)
+{
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 201, "x", 1, 1000, 100);
+	/* Expires at 1000 + 100; gone strictly after. */
+	cr_assert(eq(int, idem_get("k1", "fp", 1100, &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, idem_get("k1", "fp", 1101, &rec), REG_NOT_FOUND));
+	/* An expired record answers no body at all, not even a mismatch. */
+	cr_assert(eq(int, idem_get("k1", "other", 1101, &rec),
+	    REG_NOT_FOUND));
+}
+
+Test(CONTRACT_SUITE, idem_expired_record_is_replaced_by_a_new_one)
+{
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 201, "old", 3, 1000, 100);
+	idem_put("k1", "fp2", 409, "new", 3, 2000, 100);
+	cr_assert(eq(int, idem_get("k1", "fp2", 2000, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 409));
+	cr_assert(eq(int, memcmp(rec.response, "new", 3), 0));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, idem_get("k1", "fp", 2000, &rec),
+	    REG_IDEM_MISMATCH));
+	cr_assert(eq(i64, idem_rows(), 1));
+}
+
+Test(CONTRACT_SUITE, idem_expired_record_reads_as_gone_and_is_replaced)
+{
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 201, "x", 1, 1000, 100);
+	/* Expires at 1000 + 100; gone strictly after. */
+	cr_assert(eq(int, idem_get("k1", "fp", 1100, &rec), REG_IDEM_DONE));
+	registry_idem_release(&rec);
+	cr_assert(eq(int, idem_get("k1", "fp", 1101, &rec), REG_NOT_FOUND));
+	idem_put("k1", "other", 422, "y", 1, 1101, 100);
+	cr_assert(eq(int, idem_get("k1", "other", 1101, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 422));
+	cr_assert(eq(int, rec.response[0], 'y'));
+	registry_idem_release(&rec);
+	cr_assert(eq(i64, idem_rows(), 1));
 }
 
 Test(CONTRACT_SUITE, idem_put_purges_expired_records_in_batches)
@@ -966,6 +1545,28 @@ Test(CONTRACT_SUITE, idem_put_purges_expired_records_in_batches)
 	cr_assert(eq(i64, idem_rows(), 70 - REG_IDEM_PURGE_BATCH + 1));
 	idem_put("new2", "fp", 201, "x", 1, 5000, 10);
 	cr_assert(eq(i64, idem_rows(), 2));
+}
+
+Test(CONTRACT_SUITE, idem_expired_record_beyond_purge_batch_reads_as_expired)
+{
+	struct reg_idem rec;
+	char key[16];
+	int i;
+
+	/* A full batch that expires first, then zz. */
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	for (i = 0; i < REG_IDEM_PURGE_BATCH; i++) {
+		snprintf(key, sizeof(key), "old%02d", i);
+		cr_assert(eq(int, registry_idem_put(reg, "scope", key, "fp",
+		    201, "x", 1, 1000, 10), REG_OK));
+	}
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "zz", "fp", 201,
+	    "x", 1, 1000, 50), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	/* The purge stops before zz, which must still read as gone. */
+	idem_put("new", "fp", 201, "x", 1, 5000, 10);
+	cr_assert(eq(i64, idem_rows(), 2));
+	cr_assert(eq(int, idem_get("zz", "fp", 5000, &rec), REG_NOT_FOUND));
 }
 
 Test(CONTRACT_SUITE, idem_keys_are_scoped)
@@ -1075,6 +1676,142 @@ Test(CONTRACT_SUITE, idem_limits)
 	cr_assert(eq(int, rec.status, 100));
 	registry_idem_release(&rec);
 	registry_rollback(reg);
+}
+
+/* What registry_idem_scan() handed the callback. */
+struct scan_seen {
+	int n;
+	int stop_at;		/* refuse the record of this index, or -1 */
+	char names[8][32];	/* "scope/key" */
+	int status[8];
+	int64_t expires_at[8];
+};
+
+static int
+scan_fn(void *arg, const char *scope, const char *key,
+    const struct reg_idem *rec)
+{
+	struct scan_seen *s = arg;
+
+	if (s->n < 8) {
+		snprintf(s->names[s->n], sizeof(s->names[s->n]), "%s/%s", scope,
+		    key);
+		s->status[s->n] = rec->status;
+		s->expires_at[s->n] = rec->expires_at;
+	}
+	return s->n++ == s->stop_at;
+}
+
+Test(CONTRACT_SUITE, idem_scan_visits_every_record_expired_or_not)
+{
+	struct scan_seen s = { .stop_at = -1 };
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "", "k1", "fp", 409, "y", 1,
+	    (int64_t)time(NULL), 100), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	/* Stored "at 1000", so its own purge spares k1; long expired now. */
+	idem_put("k2", "fp", 201, "x", 1, 1000, 10);
+	cr_assert(eq(int, registry_idem_scan(reg, scan_fn, &s), REG_OK));
+	cr_assert(eq(int, s.n, 2));
+	cr_assert(eq(str, s.names[0], "/k1"));
+	cr_assert(eq(int, s.status[0], 409));
+	cr_assert(eq(str, s.names[1], "scope/k2"));
+	cr_assert(eq(int, s.status[1], 201));
+	cr_assert(eq(i64, s.expires_at[1], 1010));
+}
+
+Test(CONTRACT_SUITE, idem_scan_stops_when_the_callback_refuses)
+{
+	struct scan_seen s = { .stop_at = 1 };
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "s", "a", "fp", 201, "x", 1,
+	    1000, 100), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "s", "b", "fp", 201, "x", 1,
+	    1000, 100), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "s", "c", "fp", 201, "x", 1,
+	    1000, 100), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_scan(reg, scan_fn, &s), REG_ERROR));
+	cr_assert(eq(int, s.n, 2));
+	cr_assert(eq(str, s.names[1], "s/b"));
+}
+
+/* registry_idem_scan() callback: counts, checks order and contents. */
+struct scan_order {
+	int n;
+	int stop_at;
+	char last[64];
+};
+
+static int
+scan_in_order(void *arg, const char *scope, const char *key,
+    const struct reg_idem *rec)
+{
+	struct scan_order *s = arg;
+	char id[64];
+
+	snprintf(id, sizeof(id), "%s/%s", scope, key);
+	cr_assert(gt(int, strcmp(id, s->last), 0), "%s after %s", id,
+	    s->last);
+	snprintf(s->last, sizeof(s->last), "%s", id);
+	cr_assert(eq(sz, rec->response_len, strlen(key)));
+	cr_assert(eq(int, memcmp(rec->response, key, rec->response_len), 0));
+	cr_assert(eq(str, (char *)rec->fingerprint, "fp"));
+	return ++s->n == s->stop_at;
+}
+
+Test(CONTRACT_SUITE, idem_scan_visits_every_record_in_order)
+{
+	struct scan_order seen = { 0, -1, "" };
+	char key[32];
+	int i;
+
+	cr_assert(eq(int, registry_begin(reg), REG_OK));
+	/* More than one batch of the scan, expired ones included. */
+	for (i = 0; i < 250; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		cr_assert(eq(int, registry_idem_put(reg, i % 2 ? "a" : "b",
+		    key, "fp", 201, key, strlen(key), 1000,
+		    i % 3 ? 100 : 0), REG_OK));
+	}
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_scan(reg, scan_in_order, &seen),
+	    REG_OK));
+	cr_assert(eq(int, seen.n, 250));
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_at = 120;
+	cr_assert(eq(int, registry_idem_scan(reg, scan_in_order, &seen),
+	    REG_ERROR));
+	cr_assert(eq(int, seen.n, 120));
+}
+
+/* Integrity */
+
+Test(CONTRACT_SUITE, integrity_check_passes_on_a_good_registry)
+{
+	cr_assert(eq(int, add("root", "r@example.org", "admin"), REG_OK));
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(int, registry_integrity(reg), REG_OK), "%s",
+	    registry_errmsg(reg));
+}
+
+/* Error texts */
+
+Test(CONTRACT_SUITE, every_error_has_a_distinct_text)
+{
+	int i, j;
+
+	for (i = 0; i < REG_ERR__MAX; i++) {
+		cr_assert(not(eq(ptr, (void *)registry_err_str(i), NULL)));
+		for (j = 0; j < i; j++)
+			cr_assert(not(eq(str, (char *)registry_err_str(i),
+			    (char *)registry_err_str(j))));
+	}
+	cr_assert(not(eq(ptr, (void *)registry_err_str(REG_ERR__MAX), NULL)));
+	cr_assert(not(eq(ptr, (void *)registry_err_str(-1), NULL)));
+	cr_assert(eq(str, (char *)registry_errmsg(NULL), "no registry"));
 }
 
 #endif
