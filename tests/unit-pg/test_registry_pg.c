@@ -484,33 +484,9 @@ Test(pg, read_only_server_is_unavailable_for_writes_and_reads_go_on)
  */
 Test(pg, list_orders_by_canonical_key_bytes_whatever_the_database_locale)
 {
-	static const char *const names[] = {
-		"ab", "a_b", "A0", "a.b", "a-b", "Bob", "9z", "a"
-	};
-	static const char *const want[] = {
-		"9z", "a", "a-b", "a.b", "A0", "a_b", "ab", "Bob"
-	};
-	struct user out[REG_LIST_MAX];
-	size_t i, n = 99;
-	int more = 9;
-
 	cr_assert(eq(str, (char *)raw_text("SELECT 'a_b' < 'a-b'"), "t"),
 	    "the test database must not sort text in byte order");
-	add_many(names, 8);
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 8));
-	cr_assert(eq(int, more, 0));
-	for (i = 0; i < n; i++)
-		cr_assert(eq(str, out[i].username, (char *)want[i]));
-	cr_assert(eq(i64, out[0].version, 7));
-	/* Paging by a cursor between keys keeps byte order too. */
-	cr_assert(eq(int, registry_list(reg, "a-b", NULL, 2, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 2));
-	cr_assert(eq(str, out[0].username, "a.b"));
-	cr_assert(eq(str, out[1].username, "A0"));
-	cr_assert(eq(int, more, 1));
+	list_in_key_byte_order();
 }
 
 /*
@@ -550,36 +526,12 @@ Test(pg, list_page_is_one_range_scan_of_the_primary_key)
 
 Test(pg, idem_stored_response_replays_its_bytes)
 {
-	static const char body[] = "{\"a\":1}\0tail\xff";
-	struct reg_idem rec;
-
-	idem_put("k1", "fp", 201, body, sizeof(body) - 1, 1000, 100);
-	cr_assert(eq(int, idem_get("k1", "fp", 1050, &rec), REG_IDEM_DONE));
-	cr_assert(eq(int, rec.status, 201));
-	cr_assert(eq(i64, rec.expires_at, 1100));
-	cr_assert(eq(str, rec.fingerprint, "fp"));
-	cr_assert(eq(sz, rec.response_len, sizeof(body) - 1));
-	cr_assert(eq(int, memcmp(rec.response, body, sizeof(body) - 1), 0));
-	cr_assert(eq(int, rec.response[rec.response_len], '\0'));
-	registry_idem_release(&rec);
-	cr_assert(eq(ptr, rec.response, NULL));
-	cr_assert(eq(int, idem_get("k1", "other", 1050, &rec),
-	    REG_IDEM_MISMATCH));
-	cr_assert(eq(ptr, rec.response, NULL));
+	idem_replay_keeps_its_bytes();
 }
 
 Test(pg, idem_put_outside_write_transaction_is_misuse)
 {
-	struct reg_idem rec;
-
-	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 201, "x", 1,
-	    1000, 100), REG_ERROR));
-	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "s", "k", "f", 201, "x", 1,
-	    1000, 100), REG_ERROR));
-	registry_rollback(reg);
-	cr_assert(eq(int, registry_idem_get(reg, "s", "k", "f", 1000, &rec),
-	    REG_NOT_FOUND));
+	idem_put_outside_a_write_is_refused();
 }
 
 /* Integrity, backup */
@@ -621,15 +573,6 @@ Test(pg, backup_is_refused_with_a_pointer_to_pg_dump)
 }
 
 /* Several connections */
-
-/*
- * A child's exit status: base + enum reg_err of the step that ended it.
- * Away from 1, which valgrind --error-exitcode uses.
- */
-#define CHILD_INSERT 10
-#define CHILD_COMMIT 30
-#define CHILD_BEGIN 50
-#define CHILD_OPEN 70
 
 /* Opens a handle in a child: nothing of the parent's crosses fork(). */
 static struct registry *
@@ -673,71 +616,12 @@ wait_ready(int fd)
 
 Test(pg, concurrent_openers_create_the_schema_once_and_one_name_wins)
 {
-	static const char *const names[8] = {
-		"racer", "RACER", "Racer", "rAcer", "raCer", "racEr", "raceR",
-		"RaCeR"
-	};
-	struct user out[8];
-	pid_t pids[8];
-	int gate[2], status, ok = 0, exists = 0, more;
-	size_t i, n;
-
 	/* A brand-new schema: the children race to create it. */
 	registry_close(reg);
 	reg = NULL;
 	raw_exec("DROP SCHEMA %s CASCADE", schema);
 	raw_exec("CREATE SCHEMA %s", schema);
-	cr_assert(eq(int, pipe(gate), 0));
-	for (i = 0; i < 8; i++) {
-		pids[i] = fork();
-		cr_assert(ge(int, pids[i], 0));
-		if (pids[i] == 0) {
-			struct registry *r;
-			struct user u;
-			enum reg_err rc, err;
-			char c;
-
-			close(gate[1]);
-			/* Blocks until the parent closes the gate. */
-			if (read(gate[0], &c, 1) == -1)
-				_exit(99);
-			char why[REG_ERRMSG_SIZE];
-			if ((r = registry_open(uri, 10000, REG_OPEN_CREATE,
-			    &err, why)) == NULL) {
-				fprintf(stderr, "child %zu: %s\n", i, why);
-				_exit(CHILD_OPEN + (int)err);
-			}
-			mkuser(&u, names[i], "", "", "");
-			if ((rc = registry_begin(r)) != REG_OK)
-				_exit(CHILD_BEGIN + (int)rc);
-			if ((rc = registry_insert(r, &u)) != REG_OK)
-				registry_rollback(r);
-			else if ((rc = registry_commit(r)) != REG_OK)
-				rc += CHILD_COMMIT - CHILD_INSERT;
-			registry_close(r);
-			_exit(CHILD_INSERT + (int)rc);
-		}
-	}
-	close(gate[0]);
-	close(gate[1]);
-	for (i = 0; i < 8; i++) {
-		cr_assert(eq(int, waitpid(pids[i], &status, 0), pids[i]));
-		cr_assert(eq(int, WIFEXITED(status), 1));
-		if (WEXITSTATUS(status) == CHILD_INSERT + REG_OK)
-			ok++;
-		else if (WEXITSTATUS(status) == CHILD_INSERT + REG_EXISTS)
-			exists++;
-		else
-			cr_fail("child %zu exited %d", i, WEXITSTATUS(status));
-	}
-	cr_assert(eq(int, ok, 1));
-	cr_assert(eq(int, exists, 7));
-	reg = open_reg(uri, 2000, 0);
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 8, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 1));
-	cr_assert(eq(i64, revision(), 1));
-	cr_assert(eq(i64, count(), 1));
+	race_to_insert_one_name(uri);
 }
 
 /*

@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "registry.h"
 
@@ -987,6 +989,40 @@ Test(CONTRACT_SUITE, last_admin_rule_sees_admin_made_in_same_transaction)
 
 /* List */
 
+/*
+ * Lists come in the byte order of the canonical keys, pages by a cursor
+ * too. Both suites run it, under names of their own.
+ */
+static void
+list_in_key_byte_order(void)
+{
+	static const char *const names[] = {
+		"ab", "a_b", "A0", "a.b", "a-b", "Bob", "9z", "a"
+	};
+	static const char *const want[] = {
+		"9z", "a", "a-b", "a.b", "A0", "a_b", "ab", "Bob"
+	};
+	struct user out[REG_LIST_MAX];
+	size_t i, n = 99;
+	int more = 9;
+
+	add_many(names, 8);
+	cr_assert(eq(int, registry_list(reg, NULL, NULL, 10, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 8));
+	cr_assert(eq(int, more, 0));
+	for (i = 0; i < n; i++)
+		cr_assert(eq(str, out[i].username, (char *)want[i]));
+	cr_assert(eq(i64, out[0].version, 7));
+	/* Paging by a cursor between keys keeps byte order too. */
+	cr_assert(eq(int, registry_list(reg, "a-b", NULL, 2, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 2));
+	cr_assert(eq(str, out[0].username, "a.b"));
+	cr_assert(eq(str, out[1].username, "A0"));
+	cr_assert(eq(int, more, 1));
+}
+
 Test(CONTRACT_SUITE, list_pages_with_after_and_more)
 {
 	static const char *const names[] = { "e", "d", "c", "b", "a" };
@@ -1353,6 +1389,35 @@ Test(CONTRACT_SUITE, idem_unknown_key_is_not_found)
 	cr_assert(eq(i64, idem_rows(), 0));
 }
 
+/*
+ * A stored answer replays byte for byte, a NUL and a high byte inside
+ * and a NUL after it; another body's fingerprint finds a mismatch. Both
+ * suites run it, under names of their own.
+ */
+static void
+idem_replay_keeps_its_bytes(void)
+{
+	static const char body[] = "{\"a\":1}\0tail\xff";
+	struct reg_idem rec;
+
+	idem_put("k1", "fp", 201, body, sizeof(body) - 1, 1000, 100);
+	cr_assert(eq(int, idem_get("k1", "fp", 1050, &rec), REG_IDEM_DONE));
+	cr_assert(eq(int, rec.status, 201));
+	cr_assert(eq(sz, rec.response_len, sizeof(body) - 1));
+	cr_assert(eq(int, memcmp(rec.response, body, sizeof(body) - 1), 0));
+	cr_assert(eq(chr, rec.response[rec.response_len], '\0'));
+	cr_assert(eq(str, rec.fingerprint, "fp"));
+	cr_assert(eq(i64, rec.expires_at, 1100));
+	registry_idem_release(&rec);
+	cr_assert(eq(ptr, rec.response, NULL));
+	/* Releasing twice, or NULL, is harmless. */
+	registry_idem_release(&rec);
+	registry_idem_release(NULL);
+	cr_assert(eq(int, idem_get("k1", "other", 1050, &rec),
+	    REG_IDEM_MISMATCH));
+	cr_assert(eq(ptr, rec.response, NULL));
+}
+
 Test(CONTRACT_SUITE, idem_other_fingerprint_is_a_mismatch)
 {
 	struct reg_idem rec;
@@ -1479,6 +1544,25 @@ Test(CONTRACT_SUITE, idem_record_is_written_in_the_writes_transaction)
 	registry_idem_release(&rec);
 	cr_assert(eq(int, registry_get(other, "alice", &u), REG_OK));
 	registry_close(other);
+}
+
+/*
+ * A record is stored in a write transaction only: neither outside one
+ * nor in a read. Both suites run it, under names of their own.
+ */
+static void
+idem_put_outside_a_write_is_refused(void)
+{
+	struct reg_idem rec;
+
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "x", 1, 1000, 100), REG_ERROR));
+	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
+	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
+	    "x", 1, 1000, 100), REG_ERROR));
+	registry_rollback(reg);
+	cr_assert(eq(i64, idem_rows(), 0));
+	cr_assert(eq(int, idem_get("k1", "fp", 1000, &rec), REG_NOT_FOUND));
 }
 
 Test(CONTRACT_SUITE, idem_record_expires_after_its_ttl)
@@ -1785,6 +1869,91 @@ Test(CONTRACT_SUITE, idem_scan_visits_every_record_in_order)
 	cr_assert(eq(int, registry_idem_scan(reg, scan_in_order, &seen),
 	    REG_ERROR));
 	cr_assert(eq(int, seen.n, 120));
+}
+
+/* Several processes */
+
+/*
+ * A child's exit status: base + enum reg_err of the step that ended it.
+ * Away from 1, which valgrind --error-exitcode uses.
+ */
+#define CHILD_INSERT 10
+#define CHILD_COMMIT 30
+#define CHILD_BEGIN 50
+#define CHILD_OPEN 70
+
+/*
+ * Eight processes open the registry at where at once, creating it, and
+ * each inserts the same name in a case of its own: one insert wins, the
+ * seven others find the name taken. The caller has no handle open: none
+ * may cross fork(). Both suites run it, under names of their own.
+ */
+static void
+race_to_insert_one_name(const char *where)
+{
+	static const char *const names[8] = {
+		"racer", "RACER", "Racer", "rAcer", "raCer", "racEr", "raceR",
+		"RaCeR"
+	};
+	struct registry *r;
+	struct user out[8];
+	pid_t pids[8];
+	int gate[2], status, ok = 0, exists = 0, more;
+	size_t i, n;
+	int64_t v;
+
+	cr_assert(eq(int, pipe(gate), 0));
+	for (i = 0; i < 8; i++) {
+		pids[i] = fork();
+		cr_assert(ge(int, pids[i], 0));
+		if (pids[i] == 0) {
+			char c, why[REG_ERRMSG_SIZE];
+			enum reg_err rc, err;
+			struct user u;
+
+			close(gate[1]);
+			/* Blocks until the parent closes the gate. */
+			if (read(gate[0], &c, 1) == -1)
+				_exit(99);
+			if ((r = registry_open(where, 10000, REG_OPEN_CREATE,
+			    &err, why)) == NULL) {
+				fprintf(stderr, "child %zu: %s\n", i, why);
+				_exit(CHILD_OPEN + (int)err);
+			}
+			mkuser(&u, names[i], "", "", "");
+			if ((rc = registry_begin(r)) != REG_OK)
+				_exit(CHILD_BEGIN + (int)rc);
+			if ((rc = registry_insert(r, &u)) != REG_OK)
+				registry_rollback(r);
+			else if ((rc = registry_commit(r)) != REG_OK)
+				rc += CHILD_COMMIT - CHILD_INSERT;
+			registry_close(r);
+			_exit(CHILD_INSERT + (int)rc);
+		}
+	}
+	close(gate[0]);
+	close(gate[1]);
+	for (i = 0; i < 8; i++) {
+		cr_assert(eq(int, waitpid(pids[i], &status, 0), pids[i]));
+		cr_assert(eq(int, WIFEXITED(status), 1));
+		if (WEXITSTATUS(status) == CHILD_INSERT + REG_OK)
+			ok++;
+		else if (WEXITSTATUS(status) == CHILD_INSERT + REG_EXISTS)
+			exists++;
+		else
+			cr_fail("child %zu exited %d", i, WEXITSTATUS(status));
+	}
+	cr_assert(eq(int, ok, 1));
+	cr_assert(eq(int, exists, 7));
+	r = open_reg(where, 2000, 0);
+	cr_assert(eq(int, registry_list(r, NULL, NULL, 8, out, &n, &more),
+	    REG_OK));
+	cr_assert(eq(sz, n, 1));
+	cr_assert(eq(int, registry_revision(r, &v), REG_OK));
+	cr_assert(eq(i64, v, 1));
+	cr_assert(eq(int, registry_count(r, &v), REG_OK));
+	cr_assert(eq(i64, v, 1));
+	registry_close(r);
 }
 
 /* Integrity */

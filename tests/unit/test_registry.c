@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -258,137 +256,7 @@ Test(registry, begin_reports_busy_after_timeout_while_another_writes)
 
 Test(registry, list_orders_by_canonical_key_bytes)
 {
-	static const char *const names[] = {
-		"ab", "a_b", "A0", "a.b", "a-b", "Bob", "9z", "a"
-	};
-	static const char *const want[] = {
-		"9z", "a", "a-b", "a.b", "A0", "a_b", "ab", "Bob"
-	};
-	struct user out[REG_LIST_MAX];
-	size_t i, n = 99;
-	int more = 9;
-
-	add_many(names, 8);
-	cr_assert(eq(int, registry_list(reg, NULL, NULL, 10, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 8));
-	cr_assert(eq(int, more, 0));
-	for (i = 0; i < n; i++)
-		cr_assert(eq(str, out[i].username, (char *)want[i]));
-	cr_assert(eq(i64, out[0].version, 7));
-}
-
-/* Several processes */
-
-/*
- * A child's exit status: base + enum reg_err of the step that ended it.
- * Away from 1, which valgrind --error-exitcode uses.
- */
-#define CHILD_INSERT 10
-#define CHILD_COMMIT 30
-#define CHILD_BEGIN 50
-#define CHILD_OPEN 70
-
-Test(registry, concurrent_processes_insert_same_name_once)
-{
-	static const char *const names[8] = {
-		"racer", "RACER", "Racer", "rAcer", "raCer", "racEr", "raceR",
-		"RaCeR"
-	};
-	char path[PATH_LEN];
-	struct registry *r;
-	struct user out[8];
-	pid_t pids[8];
-	int gate[2], status, ok = 0, exists = 0, more;
-	size_t i, n;
-	int64_t v;
-
-	/* No SQLite handle may cross fork(): children open their own. */
-	registry_close(reg);
-	reg = NULL;
-	/* A brand-new file: the children also race to create the schema. */
-	snprintf(path, sizeof(path), "%s/race.db", tmpdir);
-	cr_assert(eq(int, pipe(gate), 0));
-	for (i = 0; i < 8; i++) {
-		pids[i] = fork();
-		cr_assert(ge(int, pids[i], 0));
-		if (pids[i] == 0) {
-			struct user u;
-			enum reg_err rc, err;
-			char c;
-
-			close(gate[1]);
-			/* Blocks until the parent closes the gate. */
-			if (read(gate[0], &c, 1) == -1)
-				_exit(99);
-			if ((r = registry_open(path, 10000, REG_OPEN_CREATE,
-			    &err, NULL)) == NULL)
-				_exit(CHILD_OPEN + (int)err);
-			mkuser(&u, names[i], "", "", "");
-			if ((rc = registry_begin(r)) != REG_OK)
-				_exit(CHILD_BEGIN + (int)rc);
-			if ((rc = registry_insert(r, &u)) != REG_OK)
-				registry_rollback(r);
-			else if ((rc = registry_commit(r)) != REG_OK)
-				rc += CHILD_COMMIT - CHILD_INSERT;
-			registry_close(r);
-			_exit(CHILD_INSERT + (int)rc);
-		}
-	}
-	close(gate[0]);
-	close(gate[1]);
-	for (i = 0; i < 8; i++) {
-		cr_assert(eq(int, waitpid(pids[i], &status, 0), pids[i]));
-		cr_assert(eq(int, WIFEXITED(status), 1));
-		if (WEXITSTATUS(status) == CHILD_INSERT + REG_OK)
-			ok++;
-		else if (WEXITSTATUS(status) == CHILD_INSERT + REG_EXISTS)
-			exists++;
-		else
-			cr_fail("child %zu exited %d", i, WEXITSTATUS(status));
-	}
-	cr_assert(eq(int, ok, 1));
-	cr_assert(eq(int, exists, 7));
-	r = open_at(path, 2000);
-	cr_assert(eq(int, registry_list(r, NULL, NULL, 8, out, &n, &more),
-	    REG_OK));
-	cr_assert(eq(sz, n, 1));
-	cr_assert(eq(int, registry_revision(r, &v), REG_OK));
-	cr_assert(eq(i64, v, 1));
-	registry_close(r);
-}
-
-/* Idempotency records */
-
-Test(registry, idem_stored_response_replays_with_its_bytes)
-{
-	static const char body[] = "{\"a\":1}\0tail";
-	struct reg_idem rec;
-
-	idem_put("k1", "fp", 201, body, sizeof(body) - 1, 1000, 100);
-	cr_assert(eq(int, idem_get("k1", "fp", 1050, &rec), REG_IDEM_DONE));
-	cr_assert(eq(int, rec.status, 201));
-	cr_assert(eq(sz, rec.response_len, sizeof(body) - 1));
-	cr_assert(eq(int, memcmp(rec.response, body, sizeof(body) - 1), 0));
-	cr_assert(eq(chr, rec.response[rec.response_len], '\0'));
-	cr_assert(eq(str, rec.fingerprint, "fp"));
-	cr_assert(eq(i64, rec.expires_at, 1100));
-	registry_idem_release(&rec);
-	cr_assert(eq(ptr, rec.response, NULL));
-	/* Releasing twice, or NULL, is harmless. */
-	registry_idem_release(&rec);
-	registry_idem_release(NULL);
-}
-
-Test(registry, idem_put_needs_a_write_transaction)
-{
-	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
-	    "x", 1, 1000, 100), REG_ERROR));
-	cr_assert(eq(int, registry_begin_read(reg), REG_OK));
-	cr_assert(eq(int, registry_idem_put(reg, "scope", "k1", "fp", 201,
-	    "x", 1, 1000, 100), REG_ERROR));
-	registry_rollback(reg);
-	cr_assert(eq(i64, idem_rows(), 0));
+	list_in_key_byte_order();
 }
 
 /*
@@ -418,6 +286,32 @@ Test(registry, list_page_is_one_range_search_of_the_primary_key)
 	cr_assert(eq(ptr, strstr(plan, "SCAN"), NULL), "plan: %s", plan);
 	cr_assert(eq(ptr, strstr(plan, "TEMP B-TREE"), NULL), "plan: %s",
 	    plan);
+}
+
+/* Several processes */
+
+Test(registry, concurrent_processes_insert_same_name_once)
+{
+	char path[PATH_LEN];
+
+	/* No SQLite handle may cross fork(): children open their own. */
+	registry_close(reg);
+	reg = NULL;
+	/* A brand-new file: the children also race to create the schema. */
+	snprintf(path, sizeof(path), "%s/race.db", tmpdir);
+	race_to_insert_one_name(path);
+}
+
+/* Idempotency records */
+
+Test(registry, idem_stored_response_replays_with_its_bytes)
+{
+	idem_replay_keeps_its_bytes();
+}
+
+Test(registry, idem_put_needs_a_write_transaction)
+{
+	idem_put_outside_a_write_is_refused();
 }
 
 /* Opening without creating, and older schemas */
