@@ -2,8 +2,10 @@
  * registry_contract.h: the registry contract of registry.h, tested the
  * same way on every backend. test_registry.c (SQLite) and
  * tests/unit-pg/test_registry_pg.c (PostgreSQL) each include it once, so
- * every test here runs on both; it also holds the helpers their own
- * tests share. Not a header of declarations: it defines tests.
+ * every test here runs on both. It also holds what their own tests
+ * share: the fixture's handle reg, helpers, and the bodies of the few
+ * tests the two suites name differently. Not a header of declarations:
+ * it defines tests.
  *
  * The including file defines, before the #include:
  *   CONTRACT_SUITE     the Criterion suite of the tests; its .init makes
