@@ -61,8 +61,10 @@ idem_init(struct idem *idem, const struct config *cfg,
     const struct http_request *req)
 {
 	memset(idem, 0, sizeof(*idem));
-	/* A cut body is not the request the key names: never replayed, never
-	 * stored (API.md), so the client's whole retry runs. */
+	/*
+	 * A cut body is not the request the key names: never replayed, never
+	 * stored (API.md), so the client's whole retry runs.
+	 */
 	if (req->body_state == HTTP_BODY_TRUNCATED ||
 	    req->idempotency_key == NULL ||
 	    key_parse(req->idempotency_key, idem->key) != 0)
