@@ -540,6 +540,17 @@ schema_ready(struct sqreg *r, unsigned flags)
 	return schema_write(r, 0, schema_sql);
 }
 
+/* Stats the registry's log (i 0) or index (i 1) into name and sb. */
+static int
+side_stat(const struct sqreg *r, size_t i, char name[CONFIG_PATH_MAX + 8],
+    struct stat *sb)
+{
+	if (snprintf(name, CONFIG_PATH_MAX + 8, "%s%s", r->path,
+	    side_suffix[i]) >= CONFIG_PATH_MAX + 8)
+		return -1;
+	return stat(name, sb);
+}
+
 static void
 note_side_files(struct sqreg *r)
 {
@@ -548,8 +559,7 @@ note_side_files(struct sqreg *r)
 	size_t i;
 
 	for (i = 0; i < 2; i++) {
-		r->side[i].known = snprintf(name, sizeof(name), "%s%s", r->path,
-		    side_suffix[i]) < (int)sizeof(name) && stat(name, &sb) == 0;
+		r->side[i].known = side_stat(r, i, name, &sb) == 0;
 		r->side[i].dev = r->side[i].known ? sb.st_dev : 0;
 		r->side[i].ino = r->side[i].known ? sb.st_ino : 0;
 	}
@@ -569,10 +579,8 @@ drop_own_side_files(struct sqreg *r)
 	size_t i;
 
 	for (i = 0; i < 2; i++) {
-		if (r->side[i].known && snprintf(name, sizeof(name), "%s%s",
-		    r->path, side_suffix[i]) < (int)sizeof(name) &&
-		    stat(name, &sb) == 0 && sb.st_dev == r->side[i].dev &&
-		    sb.st_ino == r->side[i].ino)
+		if (r->side[i].known && side_stat(r, i, name, &sb) == 0 &&
+		    sb.st_dev == r->side[i].dev && sb.st_ino == r->side[i].ino)
 			unlink(name);
 		r->side[i].known = 0;
 	}
