@@ -204,6 +204,9 @@ class BrokenWorker:
                 c, _ = self.sock.accept()
             except OSError:
                 continue
+            # Counted before anything is answered: the front's answer may
+            # reach the test before this thread runs again.
+            self.served += 1
             c.settimeout(1.0)
             data = b""
             try:
@@ -220,7 +223,6 @@ class BrokenWorker:
                 pass
             finally:
                 c.close()
-                self.served += 1
 
     def close(self):
         self.stopping = True
