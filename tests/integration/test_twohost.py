@@ -26,7 +26,6 @@ import json
 import os
 import pty
 import random
-import select
 import shutil
 import signal
 import socket
@@ -37,6 +36,7 @@ import time
 import pytest
 
 import fronts
+import proc
 
 pytestmark = pytest.mark.fronts("nginx-pool-pg")
 
@@ -628,22 +628,6 @@ def test_postgresql_down_under_load_from_both_hosts(srv, how):
 
 # ------------------------------------------------------------- run-cluster
 
-def read_until(fd, want, out, seconds):
-    """Reads the terminal into out[0] until want shows or seconds pass."""
-    deadline = time.monotonic() + seconds
-    while want not in out[0] and time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out[0] += data
-    return want in out[0]
-
-
 def processes_naming(text):
     """Pids (not zombies) whose command line holds text."""
     found = []
@@ -684,7 +668,7 @@ def test_make_run_cluster_serves_two_hosts_until_ctrl_c(srv):
                             "BUILD=%s" % os.path.dirname(srv.binary)], env)
     out = [b""]
     try:
-        assert read_until(fd, b"Ctrl-C stops", out, 120), out[0][-1500:]
+        assert proc.read_terminal(fd, b"Ctrl-C stops", out, 120), out[0][-1500:]
         banner = out[0].decode("utf-8", "replace")
         for p in ports:
             assert "http://127.0.0.1:%d/" % p in banner, banner
@@ -695,16 +679,8 @@ def test_make_run_cluster_serves_two_hosts_until_ctrl_c(srv):
         g = hosts[1].get(upath(name))
         assert g.status == 200 and g.body == r.body, g.describe()
         hosts[1].problem(hosts[1].post("users", {"username": name.upper()}), 409, "user-exists")
-        os.write(fd, b"\x03")          # Ctrl-C, as the terminal's user types it
-        read_until(fd, b"userreg cluster: stopped", out, 60)
-        deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline:
-            done, st = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = os.waitstatus_to_exitcode(st)
-                break
-            read_until(fd, b"\0", out, 0.2)
+        # Ctrl-C, as the terminal's user types it
+        status = proc.interrupt_terminal(pid, fd, out, b"userreg cluster: stopped", 60)
         assert status == 0, "make run-cluster ended with %r: %r" % (status, out[0][-1500:])
         assert b"Interrupt" not in out[0] and b"Error" not in out[0], out[0][-1500:]
         time.sleep(0.5)

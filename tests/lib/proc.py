@@ -20,13 +20,15 @@ Signals: kill(pid, sig) and killpg(pgid, sig), where a process already
 gone is fine. Processes: spawn(), Adopted (Popen-like, for a pid that is
 not our child), stop(), reap_groups(). Waiting: wait_until(),
 listening(port), connectable(path), free_port(). Logs: file_size(),
-tail(). Accounts processes run as: user_exists(), group_exists().
+tail(). Terminals (pty.fork()): read_terminal(), interrupt_terminal().
+Accounts processes run as: user_exists(), group_exists().
 """
 
 import collections
 import grp
 import os
 import pwd
+import select
 import signal
 import socket
 import subprocess
@@ -295,6 +297,41 @@ def tail(path, offset=0, lines=TAIL_LINES):
     except OSError:
         return []
     return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+
+# --------------------------------------------------------- terminals
+
+def read_terminal(fd, want, out, seconds):
+    """Reads the pseudo-terminal fd into out[0] (bytes) until want shows
+    (True) or seconds pass or it closes (whether want came)."""
+    deadline = time.monotonic() + seconds
+    while want not in out[0] and time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out[0] += data
+    return want in out[0]
+
+
+def interrupt_terminal(pid, fd, out, stopped, seconds):
+    """Types Ctrl-C on the terminal of pid (a pty.fork() child), reads it
+    until stopped shows, and waits for pid: its exit status, or None if it
+    is still running after seconds."""
+    os.write(fd, b"\x03")
+    read_terminal(fd, stopped, out, seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(st)
+        read_terminal(fd, b"\0", out, 0.2)
+    return None
 
 
 # ---------------------------------------------------------- accounts
