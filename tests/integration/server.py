@@ -177,6 +177,16 @@ def compact_json(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def user_path(name):
+    """The path of user name, relative to the front's base path."""
+    return "users/" + name
+
+
+def etag(version):
+    """The entity-tag of a version, as ETag and If-Match carry it."""
+    return '"%s"' % version
+
+
 # ----------------------------------------------------------- CGI, FastCGI
 
 def cgi_env(uri, method, headers=None, content_length=None):

@@ -26,6 +26,8 @@ import time
 
 import pytest
 
+from server import user_path as upath
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MAN = os.path.join(ROOT, "docs", "man", "userreg.1")
@@ -86,10 +88,6 @@ def one_user(p):
     lines = p.stdout.splitlines()
     assert len(lines) == 1, "want one line, got %r" % p.stdout
     return lines[0].encode("utf-8"), json.loads(lines[0])
-
-
-def upath(name):
-    return "users/" + name
 
 
 def get_user(srv, name):

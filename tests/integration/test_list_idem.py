@@ -9,7 +9,6 @@ run."""
 
 import base64
 import collections
-import hashlib
 import json
 import os
 import random
@@ -20,6 +19,8 @@ import tempfile
 import threading
 import time
 import urllib.parse
+
+from server import compact_json as compact
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 VERSION_RE = re.compile(r"[1-9][0-9]*\Z")
@@ -33,10 +34,6 @@ JSON = {"Content-Type": "application/json"}
 def no5xx(r):
     assert r.status < 500, "5xx answer: " + r.describe()
     return r
-
-
-def compact(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def q(value):

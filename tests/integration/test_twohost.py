@@ -37,6 +37,7 @@ import pytest
 
 import fronts
 import proc
+from server import compact_json as compact, etag as tag, user_path as upath
 
 pytestmark = pytest.mark.fronts("nginx-pool-pg")
 
@@ -57,17 +58,6 @@ LOAD_THREADS = 3            # per host
 
 
 # ------------------------------------------------------------------ helpers
-
-def upath(name):
-    return "users/" + name
-
-
-def tag(version):
-    return '"%s"' % version
-
-
-def compact(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def twin(srv):

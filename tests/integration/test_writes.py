@@ -7,8 +7,9 @@ races: lost updates, many writers on one ETag, DELETE against PUT, two
 admins demoted at once. Run by pytest (see conftest.py) on the first
 front; test_contract.py holds what runs on every front."""
 
-import json
 import time
+
+from server import compact_json as compact, etag as tag, user_path as upath
 
 MERGE = "application/merge-patch+json"
 ACCEPTED = ["If-Match", "If-None-Match: *"]
@@ -21,19 +22,6 @@ LOST_INCREMENTS = 25
 LOST_RUNS = {"sqlite": 20, "postgresql": 8}
 MAX_RETRIES = 1000          # per increment; a run seldom needs 50
 RUN_BUDGET = 60.0           # seconds per lost-update run
-
-
-def upath(name):
-    return "users/" + name
-
-
-def tag(version):
-    return '"%s"' % version
-
-
-def compact(obj):
-    """obj as the service serializes it: compact UTF-8 JSON."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def fetch(srv, name):
