@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -755,6 +756,25 @@ http_exchange_response(struct http_exchange *x)
 	return &x->resp;
 }
 
+/*
+ * Whether x's front server has sent all it will: the request's input
+ * read to its end record, and no byte waiting beyond it. Reading to the
+ * end record costs nothing more when it came with the body, as it does
+ * from nginx; Apache sends it on its own after the request's head.
+ */
+static int
+request_consumed(struct http_exchange *x)
+{
+	char c;
+	int n;
+
+	if (x->req.body_state != HTTP_BODY_OK ||
+	    FCGX_GetStr(&c, 1, x->fr.in) != 0 || !FCGX_HasSeenEOF(x->fr.in) ||
+	    FCGX_GetError(x->fr.in) != 0)
+		return 0;
+	return ioctl(x->fr.ipcFd, FIONREAD, &n) == 0 && n == 0;
+}
+
 int
 http_exchange_finish(struct http_exchange *x)
 {
@@ -763,6 +783,16 @@ http_exchange_finish(struct http_exchange *x)
 	if (!x->holding)
 		return -1;
 	rc = write_response(&x->io, &x->req, &x->resp);
+	/*
+	 * libfcgi closes a connection by shutting it down and then waiting,
+	 * up to 2 s, for the front server to close its end, so that bytes
+	 * still on their way cannot turn the close into a reset. That wait
+	 * would stall every other request of this worker's loop. Once the
+	 * front server has sent everything, a close cannot reset anything:
+	 * detached, the connection gets a plain close.
+	 */
+	if (!x->fr.keepConnection && request_consumed(x))
+		(void)FCGX_Detach(&x->fr);
 	http_response_release(&x->resp);
 	http_request_release(&x->req);
 	FCGX_Finish_r(&x->fr);
