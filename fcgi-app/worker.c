@@ -2,10 +2,10 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +155,11 @@ struct loop {
 	enum run run;
 	int drained;			/* nothing was left on the socket */
 	struct timespec drain_start;
+	/* What the epoll set watches besides the signalfd: see serve(). */
+	int ep;
+	int listen_armed;
+	int wfd_armed;			/* -1: none */
+	unsigned wconn_armed;		/* writer_client_connection() of it */
 };
 
 /* Writes the answer of slot s and frees it. */
@@ -262,19 +267,73 @@ accept_all(struct loop *l)
 	return 0;
 }
 
+/* Adds fd to (or, add 0, removes it from) the loop's epoll set. */
+static int
+watch(struct loop *l, int fd, int add, uint32_t events)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.fd = fd;
+	if (!add)
+		return epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, &ev);
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	return errno == EEXIST ? epoll_ctl(l->ep, EPOLL_CTL_MOD, fd, &ev) :
+	    -1;
+}
+
 /*
- * The worker's loop: waits in poll(2) on the listening socket, the
+ * Watches the listening socket while the loop takes requests. Exclusive:
+ * each new connection wakes one idle worker, not all of them.
+ */
+static int
+arm_listener(struct loop *l, int listen_fd, int want)
+{
+	if (want == l->listen_armed)
+		return 0;
+	if (watch(l, listen_fd, want, EPOLLIN | EPOLLEXCLUSIVE) != 0)
+		return -1;
+	l->listen_armed = want;
+	return 0;
+}
+
+/*
+ * Watches the writer's connection while a write waits. Closing a socket
+ * drops it from the set by itself; a new connection, maybe under the
+ * same number, is added again.
+ */
+static int
+arm_writer(struct loop *l)
+{
+	const struct writer_client *wc = l->w->ctx.writer;
+	int wfd = wc != NULL ? writer_client_fd(wc) : -1;
+
+	if (wfd < 0 || (wfd == l->wfd_armed &&
+	    writer_client_connection(wc) == l->wconn_armed))
+		return 0;
+	if (watch(l, wfd, 1, EPOLLIN) != 0)
+		return -1;
+	l->wfd_armed = wfd;
+	l->wconn_armed = writer_client_connection(wc);
+	return 0;
+}
+
+/*
+ * The worker's loop: waits in epoll(7) on the listening socket, the
  * signalfd and the writer's connection, so signals stay blocked while a
  * request is read and answered (no read ever sees EINTR) and a write
  * waiting for its batch holds no one else up. Returns 0 once it is to
- * stop and holds nothing, -1 when accepting failed.
+ * stop and holds nothing, -1 when accepting or waiting failed.
  */
 static int
 serve(struct loop *l, int listen_fd)
 {
 	struct worker *w = l->w;
-	struct pollfd pfd[3];
-	int n, ms, wfd, listening, rc = 0;
+	struct epoll_event ev[8];
+	int i, n, ms, listening, rc = 0;
+	int sig, incoming, answers;
 	struct timespec now;
 
 	for (;;) {
@@ -289,29 +348,40 @@ serve(struct loop *l, int listen_fd)
 		    l->busy == 0)
 			break;
 		listening = l->run == RUN || (l->run == DRAIN && !l->drained);
-		n = 0;
-		pfd[n].fd = w->sig_fd;
-		pfd[n++].events = POLLIN;
-		pfd[n].fd = listening && l->busy < l->nslots && rc == 0 ?
-		    listen_fd : -1;
-		pfd[n++].events = POLLIN;
-		wfd = w->ctx.writer != NULL ? writer_client_fd(w->ctx.writer) :
-		    -1;
-		pfd[n].fd = wfd;
-		pfd[n++].events = POLLIN;
+		if (arm_listener(l, listen_fd, listening &&
+		    l->busy < l->nslots && rc == 0) != 0 || arm_writer(l) != 0)
+			return -1;
 		ms = w->ctx.writer != NULL ?
 		    writer_client_timeout(w->ctx.writer) : -1;
 		if (l->run == DRAIN && !l->drained && (ms < 0 || ms > 100))
 			ms = 100;
-		if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR)
-			return -1;
-		if (pfd[0].revents & POLLIN)
+		if ((n = epoll_wait(l->ep, ev, 8, ms)) < 0) {
+			if (errno != EINTR)
+				return -1;
+			n = 0;
+		}
+		sig = incoming = answers = 0;
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.fd == w->sig_fd)
+				sig = 1;
+			else if (ev[i].data.fd == listen_fd)
+				incoming = 1;
+			else
+				answers = 1;
+		}
+		if (sig)
 			take_signals(l);
-		if (w->ctx.writer != NULL)
-			writer_client_collect(w->ctx.writer, wfd >= 0 &&
-			    pfd[2].revents != 0, w->cfg->max_body, written, l);
-		if (pfd[1].fd >= 0 && (pfd[1].revents != 0 ||
-		    l->run == DRAIN) && accept_all(l) != 0) {
+		if (w->ctx.writer != NULL && answers &&
+		    writer_client_pending(w->ctx.writer) == 0) {
+			/* Nothing waits, so the writer hung up: unwatch. */
+			(void)watch(l, l->wfd_armed, 0, 0);
+			l->wfd_armed = -1;
+		} else if (w->ctx.writer != NULL) {
+			writer_client_collect(w->ctx.writer, answers,
+			    w->cfg->max_body, written, l);
+		}
+		if (l->listen_armed && (incoming || l->run == DRAIN) &&
+		    accept_all(l) != 0) {
 			log_error("cannot accept requests: %s",
 			    strerror(errno));
 			rc = -1;
@@ -337,6 +407,7 @@ worker_main(const struct worker_opts *o)
 	w.in_pool = o->in_pool;
 	w.vetted = o->vetted;
 	l.w = &w;
+	l.wfd_armed = -1;
 	/* In a pool a replaced file restarts every process; see registry.h. */
 	w.open_flags = o->in_pool ? REG_OPEN_NO_REOPEN : 0;
 	if (http_listener_ready(o->listen_fd) != 0) {
@@ -353,6 +424,13 @@ worker_main(const struct worker_opts *o)
 			return 1;
 		}
 	}
+	if ((l.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    watch(&l, w.sig_fd, 1, EPOLLIN) != 0) {
+		log_error("cannot set up the worker's epoll: %s",
+		    strerror(errno));
+		status = 1;
+		goto out;
+	}
 	/* Without a writer nothing waits: one request at a time. */
 	l.nslots = w.ctx.writer != NULL ? WORKER_INFLIGHT_MAX : 1;
 	for (i = 0; i < l.nslots; i++)
@@ -368,6 +446,8 @@ worker_main(const struct worker_opts *o)
 out:
 	for (i = 0; i < l.nslots; i++)
 		http_exchange_free(l.slots[i].x);
+	if (l.ep >= 0)
+		close(l.ep);
 	writer_client_free(w.ctx.writer);
 	registry_close(w.ctx.reg);
 	return status;

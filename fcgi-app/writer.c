@@ -553,6 +553,7 @@ struct writer_client {
 	struct sockaddr_un addr;
 	socklen_t addr_len;
 	int fd;
+	unsigned connection;	/* counts the connections made */
 	int timeout_ms;
 	uint32_t next_seq;
 	struct pending pending[WRITER_CLIENT_PENDING_MAX];
@@ -611,6 +612,7 @@ client_connect(struct writer_client *wc)
 		client_close(wc);
 		return -1;
 	}
+	wc->connection++;
 	return 0;
 }
 
@@ -707,6 +709,12 @@ int
 writer_client_fd(const struct writer_client *wc)
 {
 	return wc->npending > 0 ? wc->fd : -1;
+}
+
+unsigned
+writer_client_connection(const struct writer_client *wc)
+{
+	return wc->connection;
 }
 
 size_t

@@ -73,6 +73,13 @@ int writer_submit(struct writer_client *wc, void *tag, enum write_kind kind,
 /* The descriptor to poll for answers while writes wait, else -1. */
 int writer_client_fd(const struct writer_client *wc);
 
+/*
+ * A number that changes whenever wc connects anew: the descriptor of
+ * writer_client_fd() may be a new socket under an old number, which an
+ * epoll set must be told of.
+ */
+unsigned writer_client_connection(const struct writer_client *wc);
+
 /* How many writes wait for their answer. */
 size_t writer_client_pending(const struct writer_client *wc);
 
