@@ -836,8 +836,9 @@ class FastCGI:
             buf += got
         return buf
 
-    def response(self):
-        """Reads to FCGI_END_REQUEST; the answer as a server.Response."""
+    def response(self, close=True):
+        """Reads to FCGI_END_REQUEST; the answer as a server.Response.
+        close=False keeps this end of the connection open (self.s)."""
         out = b""
         try:
             while True:
@@ -850,7 +851,8 @@ class FastCGI:
         except socket.timeout:
             raise AssertionError("no FastCGI answer in time (got %r)" % out[:200])
         finally:
-            self.s.close()
+            if close:
+                self.s.close()
         return server.parse_cgi(out, self.method, "FastCGI %s" % self.method)
 
 
