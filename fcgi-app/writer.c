@@ -307,6 +307,7 @@ conn_read(struct writer *w, size_t i)
 {
 	struct conn *c = w->conns[i];
 	uint32_t len;
+	size_t used = 0;
 	ssize_t r;
 	char *msg;
 
@@ -326,23 +327,27 @@ conn_read(struct writer *w, size_t i)
 			break;
 		return -1;
 	}
-	while (c->in.len >= 4 && w->nops < WRITER_BATCH_MAX) {
-		len = get_u32(c->in.p);
+	while (c->in.len - used >= 4 && w->nops < WRITER_BATCH_MAX) {
+		len = get_u32(c->in.p + used);
 		if (len > w->max_msg)
 			return -1;
-		if (c->in.len - 4 < len)
+		if (c->in.len - used - 4 < len)
 			break;
 		if ((msg = malloc(len + 1)) == NULL)
 			return -1;
-		memcpy(msg, c->in.p + 4, len);
+		memcpy(msg, c->in.p + used + 4, len);
 		msg[len] = '\0';
-		memmove(c->in.p, c->in.p + 4 + len, c->in.len - 4 - len);
-		c->in.len -= 4 + (size_t)len;
+		used += 4 + (size_t)len;
 		if (op_parse(&w->ops[w->nops], msg, len) != 0) {
 			free(msg);
 			return -1;
 		}
 		w->ops[w->nops++].conn = c;
+	}
+	/* One move for all the messages taken, not one each. */
+	if (used > 0) {
+		memmove(c->in.p, c->in.p + used, c->in.len - used);
+		c->in.len -= used;
 	}
 	return 0;
 }
@@ -401,41 +406,57 @@ apply_batch(struct writer *w)
 		metrics_batch(w->nops);
 }
 
-/* Sends every answer of the batch and frees the batch. */
+/* Appends the answer of op to out. Returns 0, or -1 when out of memory. */
+static int
+put_answer(struct wbuf *out, const struct op *op)
+{
+	char *enc;
+	size_t len;
+	int rc = -1;
+
+	if ((enc = http_response_encode(&op->resp, &len)) == NULL)
+		return -1;
+	if (put_u32(out, (uint32_t)(len + 8)) == 0 &&
+	    put_u32(out, op->seq) == 0 &&
+	    put_u32(out, (uint32_t)op->resp.status) == 0 &&
+	    wbuf_room(out, len) == 0) {
+		memcpy(out->p + out->len, enc, len);
+		out->len += len;
+		rc = 0;
+	}
+	free(enc);
+	return rc;
+}
+
+/*
+ * Sends every answer of the batch, in the order its writes came, and
+ * frees the batch. A connection's answers leave in one send: its worker
+ * wakes once for all of them.
+ */
 static void
 answer_batch(struct writer *w)
 {
 	struct wbuf out = { NULL, 0, 0 };
-	struct op *op;
-	char *enc;
-	size_t i, j, len;
+	struct conn *c;
+	size_t i, j;
+	int whole;
 
-	for (i = 0; i < w->nops; i++) {
-		op = &w->ops[i];
+	/* From the last, as closing one moves the last into its place. */
+	for (j = w->nconns; j-- > 0;) {
+		c = w->conns[j];
 		out.len = 0;
-		if (op->conn != NULL &&
-		    (enc = http_response_encode(&op->resp, &len)) != NULL) {
-			if (put_u32(&out, (uint32_t)(len + 8)) != 0 ||
-			    put_u32(&out, op->seq) != 0 ||
-			    put_u32(&out, (uint32_t)op->resp.status) != 0 ||
-			    wbuf_room(&out, len) != 0) {
-				free(enc);
-				enc = NULL;
-			} else {
-				memcpy(out.p + out.len, enc, len);
-				out.len += len;
-				free(enc);
-			}
-			if (enc == NULL || send_all(op->conn->fd, out.p, out.len,
-			    WRITER_SEND_MS) != 0) {
-				/* The worker will answer 503 itself. */
-				for (j = 0; j < w->nconns; j++)
-					if (w->conns[j] == op->conn)
-						conn_close(w, j);
-			}
-		}
-		http_response_release(&op->resp);
-		free(op->msg);
+		whole = 1;
+		for (i = 0; i < w->nops && whole; i++)
+			if (w->ops[i].conn == c)
+				whole = put_answer(&out, &w->ops[i]) == 0;
+		/* What is not sent, the worker answers 503 itself. */
+		if ((out.len > 0 && send_all(c->fd, out.p, out.len,
+		    WRITER_SEND_MS) != 0) || !whole)
+			conn_close(w, j);
+	}
+	for (i = 0; i < w->nops; i++) {
+		http_response_release(&w->ops[i].resp);
+		free(w->ops[i].msg);
 	}
 	free(out.p);
 	w->nops = 0;
