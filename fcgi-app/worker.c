@@ -245,7 +245,13 @@ take_signals(struct loop *l)
 	}
 }
 
-/* Accepts and answers what waits on the socket, while slots are free. */
+/*
+ * Accepts and answers a request waiting on the socket; while draining,
+ * every one, as long as slots are free. Running, one is enough: the
+ * listening socket is watched level-triggered, so the next wait returns
+ * at once while more are queued, and an accept() that would find
+ * nothing is saved on every request of a lightly loaded worker.
+ */
 static int
 accept_all(struct loop *l)
 {
@@ -263,6 +269,8 @@ accept_all(struct loop *l)
 			return 0;
 		}
 		take(l, &l->slots[i]);
+		if (l->run == RUN)
+			break;
 	}
 	return 0;
 }
