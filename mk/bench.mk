@@ -3,12 +3,12 @@
 # to see every row answer correctly (never to judge its speed).
 #   make bench                        the whole run, under 10 minutes
 #   BENCH_QUICK=1 make bench          a very short run, harness check only
-#   BENCH_SECONDS=N make bench        seconds per load (default 3)
-#   BENCH_ROUNDS=N make bench         rounds of paired loads (default 3)
+#   BENCH_SECONDS=N make bench        seconds per load (default 2)
+#   BENCH_ROUNDS=N make bench         rounds of paired loads (default 5)
 #   BENCH_BACKENDS="sqlite postgresql" make bench
 #                                     the service rows on both backends, side
 #                                     by side (PostgreSQL: a throwaway cluster,
-#                                     fsync on); about 16 minutes on 2 cores,
+#                                     fsync on); about 17 minutes on 2 cores,
 #                                     so make bench runs SQLite's alone
 #                                     (about 8)
 # Results: tests/bench/results/ (results.md, results.json, a PNG per row).

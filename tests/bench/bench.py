@@ -37,9 +37,9 @@ with what went wrong, never as a figure. The targets printed at the end
 are information, never a failure; --junitxml has one testcase per row
 that passes when all its rounds ran with correct answers.
 
-Environment: BENCH_SECONDS (per load; default 3, which keeps `make bench`
+Environment: BENCH_SECONDS (per load; default 2, which keeps `make bench`
 of one backend under 10 minutes: see DEFAULT_SECONDS), BENCH_ROUNDS
-(default 3), BENCH_QUICK=1 (a very short run that checks the harness: 1 s
+(default 5), BENCH_QUICK=1 (a very short run that checks the harness: 1 s
 loads, 1 round), BENCH_BACKENDS (registries to run the service rows on,
 "sqlite" and/or "postgresql": a throwaway cluster of tests/lib/pg.py,
 fsync on; default "sqlite"), BENCH_SIZES (registry sizes), BENCH_DIR
@@ -112,15 +112,18 @@ SIZE_ROWS = (
 )
 
 # Rounds and seconds per load. `make bench` (SQLite, three sizes) runs
-# 3 rounds x 8 rows x 2 connection counts, each load with its ceilings
-# (3 reads x 2 loads + 5 writes x 3 loads = 21 per connection count): 126
+# 5 rounds x 8 rows x 2 connection counts, each load with its ceilings
+# (3 reads x 2 loads + 5 writes x 3 loads = 21 per connection count): 210
 # loads, plus 3 sizes x 2 rows x 2 loads and the 2 trivial GETs at the
-# end: 140 loads. At 3 s each that is 7 minutes of load; with the
+# end: 224 loads. At 2 s each that is 7.5 minutes of load; with the
 # registries loaded (about 1.4 million users in all), pools started and
-# the CGI runs, under 10 minutes on this 2-core machine. plan() prints
-# the figures of the run at hand at its start.
-DEFAULT_ROUNDS = 3
-DEFAULT_SECONDS = 3
+# the CGI runs, under 10 minutes on this 2-core machine. Five short rounds
+# rather than three longer ones: this machine's speed changes from one
+# load to the next by up to 20%, and a median of five pairs moves less
+# with it than a median of three. plan() prints the figures of the run
+# at hand at its start.
+DEFAULT_ROUNDS = 5
+DEFAULT_SECONDS = 2
 BUDGET_S = 600
 # For plan()'s estimate only, rough figures of this machine, on the safe
 # side: the time a load takes beyond its seconds (wrk starting 32 threads,
@@ -690,6 +693,58 @@ def row_ceilings(kind):
                                                     "durable-post")
 
 
+# What /metrics says of the registry's work, for registry_times().
+METRIC_SUMS = {
+    "read": 'userreg_registry_operation_duration_seconds_%s{operation="read"}',
+    "write": 'userreg_registry_operation_duration_seconds_%s{operation="write"}',
+    "commit": 'userreg_registry_operation_duration_seconds_%s{operation="commit"}',
+    "batch": "userreg_writer_batch_operations_%s",
+}
+
+
+def registry_times(port):
+    """{what: (sum, count)} of METRIC_SUMS from the pool's /metrics, or
+    None when it cannot be read."""
+    try:
+        status, _, body = http(port, "GET", "/metrics")
+    except OSError:
+        return None
+    if status != 200:
+        return None
+    values = {}
+    for line in body.decode("utf-8", "replace").splitlines():
+        name, _, v = line.rpartition(" ")
+        values[name] = v
+    out = {}
+    for what, pattern in METRIC_SUMS.items():
+        try:
+            out[what] = (float(values[pattern % "sum"]),
+                         float(values[pattern % "count"]))
+        except (KeyError, ValueError):
+            pass
+    return out
+
+
+def registry_delta(before, after, requests):
+    """Where a load's requests spent their registry time (see
+    md_registry): mean microseconds of each read snapshot, write
+    transaction and commit, and the mean writes per commit."""
+    if not before or not after or not requests:
+        return None
+    out = {}
+    for what in ("read", "write", "commit"):
+        if what in before and what in after:
+            n = after[what][1] - before[what][1]
+            if n > 0:
+                out[what + "_us"] = (after[what][0] - before[what][0]) / n * 1e6
+                out[what + "s_per_request"] = n / requests
+    if "batch" in before and "batch" in after:
+        n = after["batch"][1] - before["batch"][1]
+        if n > 0:
+            out["batch"] = (after["batch"][0] - before["batch"][0]) / n
+    return out
+
+
 def one_round(ctx, ceilings, port, c, cks, args, what):
     """One round of a row at c connections: a load of each of its
     ceilings cks, the trivial one last, then the row's own load; {"row":
@@ -699,7 +754,10 @@ def one_round(ctx, ceilings, port, c, cks, args, what):
     rnd = {}
     for ck in reversed(cks):
         rnd[role(ck)] = ceilings.paired(ck, c)
+    before = registry_times(port)
     rnd["row"] = judge(wrk(ctx, port, c, args), args[1])
+    rnd["registry"] = registry_delta(before, registry_times(port),
+                                     rnd["row"].get("requests"))
     report(what, c, rnd["row"])
     for ck in cks:
         rnd["of_" + role(ck)] = ratio(rnd["row"], rnd[role(ck)])
@@ -749,6 +807,9 @@ def row_figures(rounds, want, why=None):
             rs = [r["of_" + name] for r in rounds
                   if r["of_" + name] is not None]
             out["of_" + name] = statistics.median(rs) if rs else None
+    times = [r["registry"] for r in rounds if r.get("registry")]
+    out["registry"] = {k: statistics.median(t[k] for t in times if k in t)
+                       for k in sorted({k for t in times for k in t})}
     out["rounds"] = rounds
     return out
 
@@ -1185,6 +1246,36 @@ def md_rows(ctx, b):
     return L
 
 
+def md_registry(b):
+    """Where the rows' time went inside the registry, from the pool's
+    /metrics before and after each load."""
+    def cell(reg, key, fmt):
+        return fmt % reg[key] if key in reg else ""
+    L = ["## Registry time per request (%s)" % b["backend"], "",
+         "| row | conns | p50 | read snapshots | read | write transactions "
+         "| write | of it, commit | writes per commit |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, title, _, _ in ROWS:
+        for c in CONNECTIONS:
+            res = b["rows"][(key, c)]
+            reg = res.get("registry") or {}
+            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                title, c, us(res.get("p50_us")),
+                cell(reg, "reads_per_request", "%.2f"),
+                cell(reg, "read_us", "%.0f us"),
+                cell(reg, "writes_per_request", "%.2f"),
+                cell(reg, "write_us", "%.0f us"),
+                cell(reg, "commit_us", "%.0f us"),
+                cell(reg, "batch", "%.1f")))
+    L += ["", "Medians over the rounds of what the pool's /metrics counted "
+          "during each row's load: read snapshots and write transactions "
+          "per request, their mean time (a write transaction's includes "
+          "its commit, and the commit its fsync) and, with the group-"
+          "commit writer, the mean writes per commit. A write that "
+          "changes nothing ends in its worker's read snapshot."]
+    return L
+
+
 def md_sizes(ctx, b):
     name = b["backend"]
     L = ["## Registry size (%s, %d connections)" % (name, max(CONNECTIONS)),
@@ -1279,7 +1370,8 @@ def markdown(ctx, ceilings, ceil, results):
               else ""), ""]
     L += md_ceilings(ctx, ceilings, ceil)
     for b in results:
-        for part in (md_rows(ctx, b), md_sizes(ctx, b), md_memory(b),
+        for part in (md_rows(ctx, b), md_registry(b), md_sizes(ctx, b),
+                     md_memory(b),
                      md_cgi(b), md_targets(b)):
             L += [""] + part
     L.append("")
