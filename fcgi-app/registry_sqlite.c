@@ -14,6 +14,8 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_walbuf.h"
+
 /* PRAGMA user_version of the schema below. */
 #define SQ_SCHEMA_VERSION 3
 
@@ -621,6 +623,20 @@ no_orphan_log(struct sqreg *r)
 }
 
 /* Opens r->path; on failure r->db stays NULL and errmsg says why. */
+/*
+ * The VFS of every handle: the one that writes a commit's log in one go
+ * (sqlite_walbuf.h), which needs every commit to sync its log; NULL, the
+ * default, should it not register.
+ */
+static const char *
+log_vfs(void)
+{
+	if (strcmp(SQ_XSTR(USERREG_SYNCHRONOUS), "FULL") != 0 ||
+	    sqlite_walbuf_register() != SQLITE_OK)
+		return NULL;
+	return SQLITE_WALBUF_VFS;
+}
+
 static enum reg_err
 open_db(struct sqreg *r, unsigned flags)
 {
@@ -639,7 +655,7 @@ open_db(struct sqreg *r, unsigned flags)
 		return reg_fail_msg(&r->base, REG_UNAVAILABLE, "registry '%s': "
 		    "%s", r->path, strerror(errno));
 	/* Each worker is single-threaded: no SQLite mutexes. */
-	src = sqlite3_open_v2(r->path, &r->db, oflags, NULL);
+	src = sqlite3_open_v2(r->path, &r->db, oflags, log_vfs());
 	if (src != SQLITE_OK) {
 		rc = r->db != NULL ? fail(r, src) :
 		    reg_fail_msg(&r->base, REG_ERROR, "out of memory");
