@@ -73,6 +73,15 @@ insert_rows(sqlite3 *db, int rows, int bytes)
 	return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+/* One transaction inserting rows rows of bytes bytes; must commit. */
+static void
+commit_rows(sqlite3 *db, int rows, int bytes)
+{
+	exec_ok(db, "BEGIN");
+	cr_assert(eq(int, insert_rows(db, rows, bytes), SQLITE_OK));
+	exec_ok(db, "COMMIT");
+}
+
 static sqlite3_int64
 one_int(sqlite3 *db, const char *sql)
 {
@@ -99,85 +108,73 @@ assert_intact(sqlite3 *db)
 	sqlite3_finalize(st);
 }
 
+/* A handle of the default VFS, as another process, finds rows intact. */
+static void
+assert_seen_elsewhere(sqlite3_int64 rows)
+{
+	sqlite3 *other = open_db(NULL);
+
+	cr_assert(eq(i64, one_int(other, "SELECT count(*) FROM t"), rows));
+	assert_intact(other);
+	sqlite3_close(other);
+}
+
 Test(sqlite_walbuf, a_commit_of_many_pages_is_a_few_writes_others_read)
 {
-	sqlite3 *db = open_db(SQLITE_WALBUF_VFS), *other;
+	sqlite3 *db = open_db(SQLITE_WALBUF_VFS);
 	unsigned long before;
 
 	exec_ok(db, "CREATE TABLE t(v BLOB)");
 	before = sqlite_walbuf_writes();
 	/* About 40 pages: 80 frame headers and pages without the VFS. */
-	exec_ok(db, "BEGIN");
-	cr_assert(eq(int, insert_rows(db, 40, 3000), SQLITE_OK));
-	exec_ok(db, "COMMIT");
+	commit_rows(db, 40, 3000);
 	cr_assert(le(ulong, sqlite_walbuf_writes() - before, 4),
 	    "%lu writes for one commit", sqlite_walbuf_writes() - before);
-	/* Another handle, of the default VFS, sees the commit whole. */
-	other = open_db(NULL);
-	cr_assert(eq(i64, one_int(other, "SELECT count(*) FROM t"), 40));
-	assert_intact(other);
-	sqlite3_close(other);
+	assert_seen_elsewhere(40);
 	sqlite3_close(db);
 }
 
 Test(sqlite_walbuf, commits_beyond_what_one_write_takes_are_whole)
 {
-	sqlite3 *db = open_db(SQLITE_WALBUF_VFS), *other;
+	sqlite3 *db = open_db(SQLITE_WALBUF_VFS);
 	int i;
 
 	exec_ok(db, "CREATE TABLE t(v BLOB)");
 	/* 200 KiB, then 3 MiB: past one write of the default VFS (128 KiB)
 	 * and past what the VFS gathers (1 MiB). */
-	for (i = 0; i < 2; i++) {
-		exec_ok(db, "BEGIN");
-		cr_assert(eq(int, insert_rows(db, i == 0 ? 50 : 750, 4000),
-		    SQLITE_OK));
-		exec_ok(db, "COMMIT");
-	}
-	sqlite3_close(db);
-	other = open_db(NULL);
-	cr_assert(eq(i64, one_int(other, "SELECT count(*) FROM t"), 800));
-	cr_assert(eq(i64, one_int(other, "SELECT sum(length(v)) FROM t"),
+	for (i = 0; i < 2; i++)
+		commit_rows(db, i == 0 ? 50 : 750, 4000);
+	cr_assert(eq(i64, one_int(db, "SELECT sum(length(v)) FROM t"),
 	    800 * 4000));
-	assert_intact(other);
-	sqlite3_close(other);
+	sqlite3_close(db);
+	assert_seen_elsewhere(800);
 }
 
 Test(sqlite_walbuf, a_rolled_back_spill_then_a_commit_leaves_only_the_commit)
 {
-	sqlite3 *db = open_db(SQLITE_WALBUF_VFS), *other;
+	sqlite3 *db = open_db(SQLITE_WALBUF_VFS);
 
 	exec_ok(db, "CREATE TABLE t(v BLOB); PRAGMA cache_size = 10");
 	/* A small cache spills the transaction's pages into the log. */
 	exec_ok(db, "BEGIN");
 	cr_assert(eq(int, insert_rows(db, 300, 3000), SQLITE_OK));
 	exec_ok(db, "ROLLBACK");
-	exec_ok(db, "BEGIN");
-	cr_assert(eq(int, insert_rows(db, 7, 100), SQLITE_OK));
-	exec_ok(db, "COMMIT");
-	other = open_db(NULL);
-	cr_assert(eq(i64, one_int(other, "SELECT count(*) FROM t"), 7));
-	assert_intact(other);
-	sqlite3_close(other);
+	commit_rows(db, 7, 100);
+	assert_seen_elsewhere(7);
 	/* And the checkpoint copies what was committed, nothing else. */
 	exec_ok(db, "PRAGMA wal_checkpoint(TRUNCATE)");
 	sqlite3_close(db);
-	other = open_db(NULL);
-	cr_assert(eq(i64, one_int(other, "SELECT count(*) FROM t"), 7));
-	assert_intact(other);
-	sqlite3_close(other);
+	assert_seen_elsewhere(7);
 }
 
 Test(sqlite_walbuf, a_write_refused_fails_its_commit_and_the_next_succeeds)
 {
-	sqlite3 *db = open_db(SQLITE_WALBUF_VFS), *other;
+	sqlite3 *db = open_db(SQLITE_WALBUF_VFS);
 	struct rlimit lim;
 	int rc;
 
 	exec_ok(db, "CREATE TABLE t(v BLOB)");
-	exec_ok(db, "BEGIN");
-	cr_assert(eq(int, insert_rows(db, 5, 100), SQLITE_OK));
-	exec_ok(db, "COMMIT");
+	commit_rows(db, 5, 100);
 	/* Files may not grow: the log's growth is refused (EFBIG). */
 	signal(SIGXFSZ, SIG_IGN);
 	cr_assert(eq(int, getrlimit(RLIMIT_FSIZE, &lim), 0));
@@ -192,12 +189,7 @@ Test(sqlite_walbuf, a_write_refused_fails_its_commit_and_the_next_succeeds)
 		exec_ok(db, "ROLLBACK");
 	lim.rlim_cur = lim.rlim_max;
 	cr_assert(eq(int, setrlimit(RLIMIT_FSIZE, &lim), 0));
-	exec_ok(db, "BEGIN");
-	cr_assert(eq(int, insert_rows(db, 3, 100), SQLITE_OK));
-	exec_ok(db, "COMMIT");
-	other = open_db(NULL);
-	cr_assert(eq(i64, one_int(other, "SELECT count(*) FROM t"), 8));
-	assert_intact(other);
-	sqlite3_close(other);
+	commit_rows(db, 3, 100);
+	assert_seen_elsewhere(8);
 	sqlite3_close(db);
 }
