@@ -622,7 +622,6 @@ no_orphan_log(struct sqreg *r)
 	    "the log to start a new one", r->path, wal);
 }
 
-/* Opens r->path; on failure r->db stays NULL and errmsg says why. */
 /*
  * The VFS of every handle: the one that writes a commit's log in one go
  * (sqlite_walbuf.h), which needs every commit to sync its log; NULL, the
@@ -637,6 +636,7 @@ log_vfs(void)
 	return SQLITE_WALBUF_VFS;
 }
 
+/* Opens r->path; on failure r->db stays NULL and errmsg says why. */
 static enum reg_err
 open_db(struct sqreg *r, unsigned flags)
 {

@@ -406,12 +406,15 @@ apply_batch(struct writer *w)
 		metrics_batch(w->nops);
 }
 
-/* Appends the answer of op to out. Returns 0, or -1 when out of memory. */
+/*
+ * Appends the answer of op to out. Returns 0, or -1 when out of memory,
+ * with out as it was.
+ */
 static int
 put_answer(struct wbuf *out, const struct op *op)
 {
 	char *enc;
-	size_t len;
+	size_t len, was = out->len;
 	int rc = -1;
 
 	if ((enc = http_response_encode(&op->resp, &len)) == NULL)
@@ -425,6 +428,8 @@ put_answer(struct wbuf *out, const struct op *op)
 		rc = 0;
 	}
 	free(enc);
+	if (rc != 0)
+		out->len = was;
 	return rc;
 }
 
