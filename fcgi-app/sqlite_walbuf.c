@@ -1,4 +1,4 @@
-/* sqlite_walbuf.c: a SQLite VFS that hands a commit's log to the kernel in one write. */
+/* sqlite_walbuf.c: a SQLite VFS writing each commit's log in one go. */
 #include "sqlite_walbuf.h"
 
 #include <pthread.h>

@@ -1,4 +1,4 @@
-/* sqlite_walbuf.h: a SQLite VFS that hands a commit's log to the kernel in one write. */
+/* sqlite_walbuf.h: a SQLite VFS writing each commit's log in one go. */
 #ifndef USERREG_SQLITE_WALBUF_H
 #define USERREG_SQLITE_WALBUF_H
 
