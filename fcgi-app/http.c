@@ -1,4 +1,5 @@
 /* http.c: requests and responses as plain structs, and their FastCGI I/O. */
+#define _GNU_SOURCE		/* accept4() */
 #include "http.h"
 
 #include <errno.h>
@@ -11,6 +12,9 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -693,13 +697,18 @@ struct http_exchange {
 };
 
 struct http_exchange *
-http_exchange_new(int sock)
+http_exchange_new(void)
 {
 	struct http_exchange *x;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
-	if (FCGX_InitRequest(&x->fr, sock, 0) != 0) {
+	/*
+	 * No listening socket: libfcgi never accepts for an exchange, and
+	 * gives up on a connection whose request it cannot read instead of
+	 * accepting another one and waiting for its first byte.
+	 */
+	if (FCGX_InitRequest(&x->fr, -1, 0) != 0) {
 		free(x);
 		return NULL;
 	}
@@ -719,20 +728,78 @@ http_exchange_free(struct http_exchange *x)
 	free(x);
 }
 
+/*
+ * FCGI_WEB_SERVER_ADDRS, as libfcgi reads it: the IPv4 addresses, comma
+ * separated, a TCP peer must have; unset or empty, any peer is taken.
+ */
+static int
+peer_allowed(const struct sockaddr_storage *ss)
+{
+	const char *list = getenv("FCGI_WEB_SERVER_ADDRS");
+	const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ss;
+	char one[INET_ADDRSTRLEN];
+	struct in_addr a;
+	size_t n;
+
+	if (ss->ss_family != AF_INET || list == NULL || *list == '\0')
+		return 1;
+	while (*list != '\0') {
+		n = strcspn(list, ",");
+		if (n < sizeof(one)) {
+			memcpy(one, list, n);
+			one[n] = '\0';
+			if (inet_pton(AF_INET, one, &a) == 1 &&
+			    a.s_addr == in->sin_addr.s_addr)
+				return 1;
+		}
+		list += n + (list[n] == ',');
+	}
+	return 0;
+}
+
 int
-http_exchange_accept(struct http_exchange *x, size_t max_body)
+http_accept_connection(int sock)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	for (;;) {
+		len = sizeof(ss);
+		fd = accept4(sock, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED ||
+			    errno == EPROTO)
+				continue;
+			return -1;
+		}
+		if (peer_allowed(&ss))
+			return fd;
+		close(fd);
+	}
+}
+
+int
+http_exchange_start(struct http_exchange *x, int conn, size_t max_body)
 {
 	int r;
 
-	if (x->holding)
+	if (x->holding) {
+		close(conn);
 		return -1;
+	}
+	/*
+	 * libfcgi reads a request from the connection its request holds
+	 * and only accepts when it holds none; keepConnection keeps the
+	 * end of the previous request, which FCGX_Accept_r() runs first,
+	 * from closing it. Its begin record then says what the front wants.
+	 */
+	x->fr.ipcFd = conn;
+	x->fr.keepConnection = 1;
 	if ((r = FCGX_Accept_r(&x->fr)) < 0) {
-		/* Another worker took it, or the client left first. */
-		if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR ||
-		    r == -ECONNABORTED)
-			return 0;
-		errno = -r;
-		return -1;
+		/* It closed the connection: gone, or not FastCGI. */
+		x->fr.ipcFd = -1;
+		return 0;
 	}
 	x->holding = 1;
 	http_response_init(&x->resp);
@@ -742,6 +809,17 @@ http_exchange_accept(struct http_exchange *x, size_t max_body)
 		return 0;
 	}
 	return 1;
+}
+
+int
+http_exchange_kept_connection(struct http_exchange *x)
+{
+	int fd = x->fr.ipcFd;
+
+	if (x->holding)
+		return -1;
+	x->fr.ipcFd = -1;
+	return fd;
 }
 
 const struct http_request *
@@ -775,6 +853,28 @@ request_consumed(struct http_exchange *x)
 	return ioctl(x->fr.ipcFd, FIONREAD, &n) == 0 && n == 0;
 }
 
+/*
+ * A kept connection's next request begins after this one's end-of-input
+ * record: reads up to it, so that it is not taken for the next request's
+ * first record. A body left unread, or input beyond its length, ends the
+ * connection instead.
+ */
+static void
+end_kept_input(struct http_exchange *x)
+{
+	char buf[4096];
+	size_t total = 0;
+	int n;
+
+	if (x->req.body_state == HTTP_BODY_OK)
+		while (total <= sizeof(buf) &&
+		    (n = FCGX_GetStr(buf, sizeof(buf), x->fr.in)) > 0)
+			total += (size_t)n;
+	if (x->req.body_state != HTTP_BODY_OK || total > sizeof(buf) ||
+	    !FCGX_HasSeenEOF(x->fr.in) || FCGX_GetError(x->fr.in) != 0)
+		x->fr.keepConnection = 0;
+}
+
 int
 http_exchange_finish(struct http_exchange *x)
 {
@@ -791,7 +891,9 @@ http_exchange_finish(struct http_exchange *x)
 	 * front server has sent everything, a close cannot reset anything:
 	 * detached, the connection gets a plain close.
 	 */
-	if (!x->fr.keepConnection && request_consumed(x))
+	if (x->fr.keepConnection)
+		end_kept_input(x);
+	else if (request_consumed(x))
 		(void)FCGX_Detach(&x->fr);
 	http_response_release(&x->resp);
 	http_request_release(&x->req);

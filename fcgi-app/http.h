@@ -173,39 +173,55 @@ struct http_exchange;
 
 /*
  * Makes the listening socket sock (0: the socket on fd 0) ready for
- * http_exchange_accept(): non-blocking, so that of the workers woken for
- * one connection the ones that lose the race come back instead of
- * blocking in accept(2) where no signal could reach them (connections
- * accepted from it are blocking again: Linux does not inherit
- * O_NONBLOCK). Returns 0, or -1 with errno set.
+ * http_accept_connection(): non-blocking, so that of the workers woken
+ * for one connection the ones that lose the race come back instead of
+ * blocking in accept(2) where no signal could reach them. Returns 0, or
+ * -1 with errno set.
  */
 int http_listener_ready(int sock);
 
-/* Returns a new exchange on the listening socket sock, or NULL. */
-struct http_exchange *http_exchange_new(int sock);
+/*
+ * Accepts a connection waiting on the listening socket sock: its fd,
+ * blocking (Linux does not inherit O_NONBLOCK) and close-on-exec, or -1
+ * with errno set (EAGAIN: none waits). A TCP peer missing from
+ * FCGI_WEB_SERVER_ADDRS, when that is set, is closed unread, as libfcgi
+ * does. The caller waits for the connection to be readable before
+ * http_exchange_start(): a front server may connect before it writes.
+ */
+int http_accept_connection(int sock);
+
+/* Returns a new exchange, holding no connection, or NULL. */
+struct http_exchange *http_exchange_new(void);
 
 /* Frees x, answering a request it still holds with what its response has. */
 void http_exchange_free(struct http_exchange *x);
 
 /*
- * Accepts a connection waiting on x's socket, if any, and reads its
- * request whole (params; the body when it fits max_body). Returns 1 with
- * x holding the request (see http_exchange_request/response), 0 when no
- * connection was waiting (or one went away before its request arrived),
- * -1 when accepting failed. Signals should stay blocked meanwhile: the
+ * Reads a request from the connection conn, which x now owns, whole
+ * (params; the body when it fits max_body). Returns 1 with x holding the
+ * request (see http_exchange_request/response), 0 when the connection
+ * went away or carried no request (it is closed then), -1 when x already
+ * held one (conn is closed). Signals should stay blocked meanwhile: the
  * reads are not restarted after EINTR.
  */
-int http_exchange_accept(struct http_exchange *x, size_t max_body);
+int http_exchange_start(struct http_exchange *x, int conn, size_t max_body);
 
 /* The request x holds, and its response to fill (initialized 500). */
 const struct http_request *http_exchange_request(const struct http_exchange *x);
 struct http_response *http_exchange_response(struct http_exchange *x);
 
 /*
- * Writes x's response and ends its request; x may accept again. Returns
+ * Writes x's response and ends its request; x may start again. Returns
  * 0, or -1 when the client went away.
  */
 int http_exchange_finish(struct http_exchange *x);
+
+/*
+ * After http_exchange_finish(): the connection whose front server keeps
+ * it for its next request (FCGI_KEEP_CONN), now the caller's, or -1 when
+ * the connection was closed.
+ */
+int http_exchange_kept_connection(struct http_exchange *x);
 
 /*
  * Answers the one CGI request of this process (RFC 3875: environment,

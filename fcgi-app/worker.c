@@ -144,6 +144,24 @@ struct slot {
 	struct timespec t0;
 };
 
+/*
+ * Connections accepted and not yet read, at most: each waits in the epoll
+ * set, so that a front server that connects before it writes, or keeps a
+ * connection open for its next request (FCGI_KEEP_CONN), blocks no read.
+ */
+#define WORKER_WAITING_MAX 64
+
+/* How long a new connection may stay silent, as libfcgi waited for it. */
+#define WORKER_FIRST_BYTE_MS 2000
+
+/* A connection waiting for its request. */
+struct waiting {
+	int fd;
+	int kept;		/* between two requests: no time limit */
+	int ready;		/* readable, and no slot was free */
+	struct timespec since;
+};
+
 /* What the loop does next. */
 enum run { RUN = 0, DRAIN, STOP };
 
@@ -152,6 +170,8 @@ struct loop {
 	struct slot slots[WORKER_INFLIGHT_MAX];
 	size_t nslots;			/* in use: one without a writer */
 	size_t busy;
+	struct waiting waiting[WORKER_WAITING_MAX];
+	size_t nwaiting;
 	enum run run;
 	int drained;			/* nothing was left on the socket */
 	struct timespec drain_start;
@@ -162,16 +182,22 @@ struct loop {
 	unsigned wconn_armed;		/* writer_client_connection() of it */
 };
 
+static void await_request(struct loop *l, int fd, int kept);
+
 /* Writes the answer of slot s and frees it. */
 static void
 finish(struct loop *l, struct slot *s)
 {
+	int kept;
+
 	conclude(l->w, http_exchange_request(s->x), http_exchange_response(
 	    s->x), &s->t0);
 	/* A client that went away is its own loss, not the worker's. */
 	(void)http_exchange_finish(s->x);
 	s->busy = 0;
 	l->busy--;
+	if ((kept = http_exchange_kept_connection(s->x)) >= 0)
+		await_request(l, kept, 1);
 }
 
 /* writer_done: the writer answered a deferred request (or did not). */
@@ -245,36 +271,6 @@ take_signals(struct loop *l)
 	}
 }
 
-/*
- * Accepts and answers a request waiting on the socket; while draining,
- * every one, as long as slots are free. Running, one is enough: the
- * listening socket is watched level-triggered, so the next wait returns
- * at once while more are queued, and an accept() that would find
- * nothing is saved on every request of a lightly loaded worker.
- */
-static int
-accept_all(struct loop *l)
-{
-	size_t i;
-	int r;
-
-	for (i = 0; i < l->nslots && l->run != STOP; i++) {
-		if (l->slots[i].busy)
-			continue;
-		r = http_exchange_accept(l->slots[i].x, l->w->cfg->max_body);
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			l->drained = l->run == DRAIN;
-			return 0;
-		}
-		take(l, &l->slots[i]);
-		if (l->run == RUN)
-			break;
-	}
-	return 0;
-}
-
 /* Adds fd to (or, add 0, removes it from) the loop's epoll set. */
 static int
 watch(struct loop *l, int fd, int add, uint32_t events)
@@ -290,6 +286,177 @@ watch(struct loop *l, int fd, int add, uint32_t events)
 		return 0;
 	return errno == EEXIST ? epoll_ctl(l->ep, EPOLL_CTL_MOD, fd, &ev) :
 	    -1;
+}
+
+static long
+ms_since(const struct timespec *t0, const struct timespec *now)
+{
+	return (now->tv_sec - t0->tv_sec) * 1000 +
+	    (now->tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Forgets waiting connection i, closing it when close_it. */
+static void
+drop_waiting(struct loop *l, size_t i, int close_it)
+{
+	if (close_it)
+		close(l->waiting[i].fd);
+	l->waiting[i] = l->waiting[--l->nwaiting];
+}
+
+/*
+ * Waits in the epoll set for the request on connection fd, one event at
+ * a time: a connection being answered reports nothing. A connection that
+ * cannot wait is closed; its front server sees the close at once.
+ */
+static void
+await_request(struct loop *l, int fd, int kept)
+{
+	struct waiting *c;
+
+	if (l->nwaiting == WORKER_WAITING_MAX ||
+	    watch(l, fd, 1, EPOLLIN | EPOLLONESHOT) != 0) {
+		log_error("cannot wait for a request on a connection: %s",
+		    l->nwaiting == WORKER_WAITING_MAX ? "too many" :
+		    strerror(errno));
+		close(fd);
+		return;
+	}
+	c = &l->waiting[l->nwaiting++];
+	c->fd = fd;
+	c->kept = kept;
+	c->ready = 0;
+	clock_gettime(CLOCK_MONOTONIC, &c->since);
+}
+
+/* A slot holding no request, or NULL. */
+static struct slot *
+free_slot(struct loop *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nslots; i++)
+		if (!l->slots[i].busy)
+			return &l->slots[i];
+	return NULL;
+}
+
+/* Reads and answers the request of waiting connection i, when a slot is free. */
+static void
+start_waiting(struct loop *l, size_t i)
+{
+	struct slot *s = free_slot(l);
+	int fd = l->waiting[i].fd;
+
+	if (s == NULL || l->run == STOP) {
+		l->waiting[i].ready = 1;
+		return;
+	}
+	drop_waiting(l, i, 0);
+	if (http_exchange_start(s->x, fd, l->w->cfg->max_body) == 1)
+		take(l, s);
+}
+
+/* Starts the connections whose readiness found every slot taken. */
+static void
+start_ready(struct loop *l)
+{
+	size_t i = 0;
+
+	while (i < l->nwaiting && l->busy < l->nslots && l->run != STOP) {
+		if (l->waiting[i].ready)
+			start_waiting(l, i);	/* moves another one to i */
+		else
+			i++;
+	}
+}
+
+/* The waiting connection on fd, reported readable (or closed). */
+static void
+connection_event(struct loop *l, int fd)
+{
+	size_t i;
+
+	for (i = 0; i < l->nwaiting; i++)
+		if (l->waiting[i].fd == fd) {
+			start_waiting(l, i);
+			return;
+		}
+}
+
+/*
+ * Closes new connections silent for too long; returns the milliseconds
+ * until the next one's limit, or -1 when none waits for its first byte.
+ */
+static int
+expire_waiting(struct loop *l)
+{
+	struct timespec now;
+	long left, next = -1;
+	size_t i = 0;
+
+	if (l->nwaiting == 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	while (i < l->nwaiting) {
+		struct waiting *c = &l->waiting[i];
+
+		if (c->kept || c->ready) {
+			i++;
+			continue;
+		}
+		left = WORKER_FIRST_BYTE_MS - ms_since(&c->since, &now);
+		if (left <= 0) {
+			log_info("closed a connection silent for %d ms",
+			    WORKER_FIRST_BYTE_MS);
+			drop_waiting(l, i, 1);
+			continue;
+		}
+		if (next < 0 || left < next)
+			next = left;
+		i++;
+	}
+	return (int)next;
+}
+
+/* Whether a new connection still waits for its request. */
+static int
+new_connection_waiting(const struct loop *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nwaiting; i++)
+		if (!l->waiting[i].kept)
+			return 1;
+	return 0;
+}
+
+/*
+ * Accepts a connection waiting on the socket; while draining, every
+ * one, as long as it can wait. Running, one is enough: the listening
+ * socket is watched level-triggered, so the next wait returns at once
+ * while more are queued, and an accept() that would find nothing is
+ * saved on every request of a lightly loaded worker.
+ */
+static int
+accept_all(struct loop *l, int listen_fd)
+{
+	int fd;
+
+	while (l->run != STOP && l->nwaiting < WORKER_WAITING_MAX) {
+		if ((fd = http_accept_connection(listen_fd)) < 0) {
+			/* Another worker took it, or the client left first. */
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				l->drained = l->run == DRAIN;
+				return 0;
+			}
+			return -1;
+		}
+		await_request(l, fd, 0);
+		if (l->run == RUN)
+			break;
+	}
+	return 0;
 }
 
 /*
@@ -340,27 +507,30 @@ serve(struct loop *l, int listen_fd)
 {
 	struct worker *w = l->w;
 	struct epoll_event ev[8];
-	int i, n, ms, listening, rc = 0;
+	int i, n, ms, first_byte, listening, rc = 0;
 	int sig, incoming, answers;
 	struct timespec now;
 
 	for (;;) {
 		if (l->run == DRAIN && !l->drained) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
-			if ((now.tv_sec - l->drain_start.tv_sec) * 1000 +
-			    (now.tv_nsec - l->drain_start.tv_nsec) / 1000000 >
-			    HTTP_DRAIN_MAX_MS)
+			if (ms_since(&l->drain_start, &now) > HTTP_DRAIN_MAX_MS)
 				l->drained = 1;
 		}
-		if (l->run != RUN && (l->run == STOP || l->drained) &&
-		    l->busy == 0)
+		first_byte = expire_waiting(l);
+		/* Draining, a connection accepted is a request owed. */
+		if (l->run != RUN && (l->run == STOP || (l->drained &&
+		    !new_connection_waiting(l))) && l->busy == 0)
 			break;
 		listening = l->run == RUN || (l->run == DRAIN && !l->drained);
 		if (arm_listener(l, listen_fd, listening &&
-		    l->busy < l->nslots && rc == 0) != 0 || arm_writer(l) != 0)
+		    l->busy < l->nslots && l->nwaiting < WORKER_WAITING_MAX &&
+		    rc == 0) != 0 || arm_writer(l) != 0)
 			return -1;
 		ms = w->ctx.writer != NULL ?
 		    writer_client_timeout(w->ctx.writer) : -1;
+		if (first_byte >= 0 && (ms < 0 || first_byte < ms))
+			ms = first_byte;
 		if (l->run == DRAIN && !l->drained && (ms < 0 || ms > 100))
 			ms = 100;
 		if ((n = epoll_wait(l->ep, ev, 8, ms)) < 0) {
@@ -374,7 +544,7 @@ serve(struct loop *l, int listen_fd)
 				sig = 1;
 			else if (ev[i].data.fd == listen_fd)
 				incoming = 1;
-			else
+			else if (ev[i].data.fd == l->wfd_armed)
 				answers = 1;
 		}
 		if (sig)
@@ -388,8 +558,15 @@ serve(struct loop *l, int listen_fd)
 			writer_client_collect(w->ctx.writer, answers,
 			    w->cfg->max_body, written, l);
 		}
+		/* Connections after answers: those free the slots they need. */
+		for (i = 0; i < n; i++)
+			if (ev[i].data.fd != w->sig_fd &&
+			    ev[i].data.fd != listen_fd &&
+			    ev[i].data.fd != l->wfd_armed)
+				connection_event(l, ev[i].data.fd);
+		start_ready(l);
 		if (l->listen_armed && (incoming || l->run == DRAIN) &&
-		    accept_all(l) != 0) {
+		    accept_all(l, listen_fd) != 0) {
 			log_error("cannot accept requests: %s",
 			    strerror(errno));
 			rc = -1;
@@ -442,7 +619,7 @@ worker_main(const struct worker_opts *o)
 	/* Without a writer nothing waits: one request at a time. */
 	l.nslots = w.ctx.writer != NULL ? WORKER_INFLIGHT_MAX : 1;
 	for (i = 0; i < l.nslots; i++)
-		if ((l.slots[i].x = http_exchange_new(o->listen_fd)) == NULL) {
+		if ((l.slots[i].x = http_exchange_new()) == NULL) {
 			log_error("out of memory");
 			status = 1;
 			goto out;
@@ -452,6 +629,8 @@ worker_main(const struct worker_opts *o)
 	else if (w.moved)
 		status = POOL_EXIT_MOVED;
 out:
+	while (l.nwaiting > 0)
+		drop_waiting(&l, 0, 1);
 	for (i = 0; i < l.nslots; i++)
 		http_exchange_free(l.slots[i].x);
 	if (l.ep >= 0)

@@ -809,12 +809,15 @@ class FastCGI:
             chunk = content[i:i + 65535]
             self.s.sendall(struct.pack(">BBHHBB", 1, kind, 1, len(chunk), 0, 0) + chunk)
 
-    def begin(self, rig, method, path, headers=None, content_length=None, params=None):
+    def begin(self, rig, method, path, headers=None, content_length=None, params=None,
+              keep=False):
+        """keep: FCGI_KEEP_CONN, the worker leaves the connection open
+        after its answer for the next request."""
         self.method = method
         e = server.cgi_env(rig.srv.url(path), method, headers, content_length)
         e.pop("PATH", None)
         e.update(params or {})
-        self._record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+        self._record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 1 if keep else 0))
         data = b"".join(_fcgi_len(len(k.encode())) + _fcgi_len(len(v.encode())) + k.encode() + v.encode()
                         for k, v in e.items())
         self._record(FCGI_PARAMS, data)

@@ -6,7 +6,10 @@ nginx and on the pool's FastCGI socket:
   of the connection: a front that keeps it open holds no one up;
 - a front that sends the end of a request's input after its answer
   (Apache sends it on its own) still gets the whole answer;
-- a new connection wakes one idle worker, not every worker of the pool.
+- a new connection wakes one idle worker, not every worker of the pool;
+- a front that connects before it writes, or keeps a connection open
+  for its next request (FCGI_KEEP_CONN), holds no one up, and its
+  request is still answered when it comes.
 """
 
 import time
@@ -85,3 +88,78 @@ def test_c_a_new_connection_wakes_one_idle_worker(rigs):
     woken = {p: voluntary_switches(p) - before[p] for p in pids}
     per_request = sum(woken.values()) / n
     assert per_request < 2.5, "workers slept %.2f times per request: %s" % (per_request, woken)
+
+
+def test_d_a_silent_new_connection_holds_up_no_one(rigs):
+    """One worker; a client connects to its socket and sends nothing yet.
+    A request through nginx meanwhile is answered at once (libfcgi's
+    accept waited up to 2 s for the first byte of each connection), and
+    the silent client's request, sent later, is answered too."""
+    rig = rigs(workers=1)
+    assert rig.srv.get("healthz").status == 200
+    c = fk.FastCGI(rig.stack.sock)
+    try:
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        other = rig.srv.get("healthz")
+        took = time.monotonic() - t0
+        c.begin(rig, "GET", "users/nobody-here")
+        c.end()
+        late = c.response()
+    finally:
+        c.s.close()
+    assert other.status == 200, other.describe()
+    assert took < 1.0, "a request waited %.2fs behind a silent connection" % took
+    assert late.status == 404, late.describe()
+
+
+def test_e_a_kept_connection_holds_up_no_one(rigs):
+    """One worker; a client's first request asks to keep the connection
+    (FCGI_KEEP_CONN), its end-of-input record 0.2 s late, and then the
+    client stays quiet. A request through nginx is answered at once, and
+    the client's next requests on the same connection are answered too
+    (the late record is not read as the start of the next one): a read,
+    and a create, whose answer comes back from the writer."""
+    rig = rigs(workers=1)
+    c = fk.FastCGI(rig.stack.sock)
+    try:
+        c.begin(rig, "GET", "healthz", keep=True)
+        time.sleep(0.2)
+        c.end()
+        first = c.response(close=False)
+        t0 = time.monotonic()
+        other = rig.srv.get("healthz")
+        took = time.monotonic() - t0
+        c.begin(rig, "GET", "users/nobody-here", keep=True)
+        c.end()
+        second = c.response(close=False)
+        body = fk.json_body({"username": "kept-conn-user"})
+        c.begin(rig, "POST", "users", {"Content-Type": "application/json"},
+                content_length=len(body), keep=True)
+        c.send(body)
+        c.end()
+        third = c.response()
+    finally:
+        c.s.close()
+    assert first.status == 200, first.describe()
+    assert other.status == 200, other.describe()
+    assert took < 1.0, "a request waited %.2fs behind a kept connection" % took
+    assert second.status == 404, second.describe()
+    assert third.status == 201, third.describe()
+    assert rig.srv.get("users/kept-conn-user").status == 200
+
+
+def test_f_a_connection_silent_for_2s_is_closed(rigs):
+    """A connection that never sends a byte is closed after about 2 s,
+    as libfcgi did, and the worker goes on answering."""
+    rig = rigs(workers=1)
+    c = fk.FastCGI(rig.stack.sock, timeout=6)
+    t0 = time.monotonic()
+    try:
+        got = c.s.recv(1)
+    finally:
+        c.s.close()
+    took = time.monotonic() - t0
+    assert got == b"", got
+    assert 1.5 < took < 4.0, "closed after %.2fs" % took
+    assert rig.srv.get("healthz").status == 200
