@@ -109,7 +109,7 @@ check-unit: $(BUILD)/unit-tests
 check-integration: all
 	@mkdir -p $(RESULTS)
 	/usr/bin/python3 -m pytest tests/integration --build $(BUILD) --workers $(WORKERS) \
-	    --fronts nginx-pool,nginx-pool-api,apache-proxy-fcgi,apache-cgi,spawn-fcgi-nginx,systemd-socket-nginx,prism \
+	    --fronts nginx-pool,nginx-pool-api,nginx-pool-keepalive,apache-proxy-fcgi,apache-cgi,spawn-fcgi-nginx,systemd-socket-nginx,prism \
 	    --junitxml $(RESULTS)/integration.xml
 
 # clang's UBSan also checks pointer arithmetic on NULL, which gcc's misses.

@@ -17,6 +17,9 @@
 #                     a POST without credentials stays anonymous).
 #   USERREG_METRICS_FROM  the addresses that may read /metrics, separated
 #                     by spaces, instead of the snippet's 127.0.0.1 and ::1.
+#   USERREG_KEEPALIVE  a number N: nginx keeps up to N idle connections to
+#                     the workers per nginx worker process (an upstream
+#                     block with keepalive N, fastcgi_keep_conn on).
 #
 # Run nginx with: nginx -e PREFIX_DIR/error.log -c PREFIX_DIR/nginx.conf
 # (daemon off: it stays in the foreground; stop it by its pid).
@@ -48,6 +51,11 @@ all | signup) ;;
 *) die "bad USERREG_AUTH '$authmode' (all or signup)" ;;
 esac
 metrics_from=${USERREG_METRICS_FROM:-}
+keepalive=${USERREG_KEEPALIVE:-}
+case $keepalive in
+'') ;;
+*[!0-9]* | 0*) die "bad USERREG_KEEPALIVE '$keepalive' (a number of connections)" ;;
+esac
 
 snippet=$here/../conf/nginx-userreg.conf.in
 [ -r "$snippet" ] || die "cannot read $snippet"
@@ -68,7 +76,22 @@ done
 
 # The "# monitoring host" lines of the snippet give way to one line per
 # address of USERREG_METRICS_FROM.
-sed -e "s|@BASE_PATH@|$base|g" -e "s|@UPSTREAM@|$upstream|g" \
+# With USERREG_KEEPALIVE the snippet passes to an upstream block that keeps
+# connections, and asks the workers to keep them.
+pass=$upstream
+keep_conn=off
+upstream_block=""
+if [ -n "$keepalive" ]; then
+	pass=userreg_workers
+	keep_conn=on
+	upstream_block="upstream userreg_workers {
+		server $upstream;
+		keepalive $keepalive;
+	}"
+fi
+
+sed -e "s|@BASE_PATH@|$base|g" -e "s|@UPSTREAM@|$pass|g" \
+    -e "s|^\([[:space:]]*fastcgi_keep_conn[[:space:]]*\)off;|\1$keep_conn;|" \
     -e "s|^\([[:space:]]*include[[:space:]]*\)fastcgi_params;|\1$params;|" \
     "$snippet" | awk -v from="$metrics_from" '
 	from != "" && /# monitoring host$/ {
@@ -137,6 +160,7 @@ http {
 	server_tokens off;
 	gzip off;
 	keepalive_timeout 15s;
+	$upstream_block
 
 	server {
 		listen 127.0.0.1:$port;

@@ -12,6 +12,9 @@ others only on the first.
     nginx-pool            userreg.fcgi --listen unix:SOCK --workers N behind
                           nginx (deploy/render-nginx.sh)
     nginx-pool-api        the same under base_path /api/
+    nginx-pool-keepalive  nginx-pool with kept connections to the workers
+                          (render-nginx.sh's USERREG_KEEPALIVE: an upstream
+                          keepalive block, fastcgi_keep_conn on)
     nginx-pool-pg         nginx-pool on a PostgreSQL registry: a schema of
                           its own (search_path in the URI's options) in the
                           run's one throwaway cluster (tests/lib/pg.py)
@@ -622,9 +625,10 @@ class Nginx(Part):
 
     name = "nginx"
 
-    def __init__(self, front, upstream):
+    def __init__(self, front, upstream, keepalive=None):
         super().__init__(front)
         self.upstream = upstream
+        self.keepalive = keepalive
         self.bin = shutil.which("nginx") or "/usr/sbin/nginx"
         self.dir = os.path.join(front.dir, "nginx")
         self.error_log = os.path.join(self.dir, "error.log")
@@ -637,8 +641,11 @@ class Nginx(Part):
     def env(self):
         f = self.front
         env = dict(os.environ)
-        for k in ("USERREG_HTPASSWD", "USERREG_AUTH", "USERREG_METRICS_FROM"):
+        for k in ("USERREG_HTPASSWD", "USERREG_AUTH", "USERREG_METRICS_FROM",
+                  "USERREG_KEEPALIVE"):
             env.pop(k, None)
+        if self.keepalive is not None:
+            env["USERREG_KEEPALIVE"] = str(self.keepalive)
         if f.auth is not None:
             env["USERREG_HTPASSWD"] = f.htpasswd
             env["USERREG_AUTH"] = "all" if f.auth == "basic" else "signup"
@@ -945,6 +952,17 @@ class NginxPool(Composite):
         self.entry = self.nginx
         self.access_log = self.nginx.access_log
         self.worker_log = self.pool_part.log
+
+
+@register("nginx-pool-keepalive")
+class NginxPoolKeepalive(NginxPool):
+    """nginx-pool with nginx keeping up to 8 idle connections to the
+    workers per nginx process: every request asks the worker to keep its
+    connection (FCGI_KEEP_CONN) for the next one."""
+
+    def __init__(self, label, dir, binary, workers, config, auth=None, options=None):
+        super().__init__(label, dir, binary, workers, config, auth, options)
+        self.nginx.keepalive = 8
 
 
 @register("nginx-pool-pg")

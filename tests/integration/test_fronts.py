@@ -38,7 +38,8 @@ JSON = {"Content-Type": "application/json"}
 # One front per front server with a pool of its own, and every front
 # whose pool replaces its workers.
 SERVERS = ("nginx-pool", "apache-proxy-fcgi")
-POOLS = ("nginx-pool", "apache-proxy-fcgi", "spawn-fcgi-nginx", "systemd-socket-nginx")
+POOLS = ("nginx-pool", "nginx-pool-keepalive", "apache-proxy-fcgi", "spawn-fcgi-nginx",
+         "systemd-socket-nginx")
 LOGGED = POOLS + ("apache-cgi",)
 
 
@@ -177,6 +178,33 @@ def test_pool_down_is_503_problem_then_recovers(srv):
             assert r.headers["X-Request-Id"] != NIL_UUID, r.describe()
     r = srv.get("users/" + name)
     assert r.status == 200 and r.body == created.body, "after the restart: " + r.describe()
+
+
+def connections_to(path):
+    """How many connected (accepted) sockets have the unix socket path as
+    their address: the front server's connections the workers hold."""
+    with open("/proc/net/unix") as f:
+        next(f)
+        return sum(1 for line in f
+                   if line.split()[5:6] == ["03"] and line.split()[7:8] == [path])
+
+
+@pytest.mark.fronts("nginx-pool", "nginx-pool-keepalive")
+def test_kept_connections_only_where_the_front_keeps_them(srv):
+    """20 requests one after another: behind nginx-pool-keepalive the
+    workers still hold connections nginx keeps for the next request
+    (and every one was answered); behind plain nginx-pool each was
+    closed right after its answer."""
+    sock = srv.front.pool_part.sock
+    name = srv.unique("kept")
+    for i in range(20):
+        r = srv.get("healthz") if i % 2 else srv.post("users", {"username": "%s-%d" % (name, i)})
+        assert r.status in (200, 201), r.describe()
+    if srv.name == "nginx-pool-keepalive":
+        held = connections_to(sock)
+        assert 1 <= held <= 16, "%d connections held on %s" % (held, sock)
+    else:
+        wait_for("no connection left open on %s" % sock, lambda: connections_to(sock) == 0)
 
 
 class BrokenWorker:
