@@ -736,13 +736,14 @@ static int
 peer_allowed(const struct sockaddr_storage *ss)
 {
 	const char *list = getenv("FCGI_WEB_SERVER_ADDRS");
-	const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ss;
+	const struct sockaddr_in *in;
 	char one[INET_ADDRSTRLEN];
 	struct in_addr a;
 	size_t n;
 
 	if (ss->ss_family != AF_INET || list == NULL || *list == '\0')
 		return 1;
+	in = (const struct sockaddr_in *)(const void *)ss;
 	while (*list != '\0') {
 		n = strcspn(list, ",");
 		if (n < sizeof(one)) {
@@ -804,7 +805,8 @@ http_exchange_start(struct http_exchange *x, int conn, size_t max_body)
 	x->holding = 1;
 	http_response_init(&x->resp);
 	if (read_request(&x->io, max_body, &x->req) != 0) {
-		/* Out of memory: the bare 500 goes out; nothing to handle. */
+		/* Out of memory: the bare 500 goes out, and the connection. */
+		x->fr.keepConnection = 0;
 		(void)http_exchange_finish(x);
 		return 0;
 	}

@@ -341,7 +341,7 @@ free_slot(struct loop *l)
 	return NULL;
 }
 
-/* Reads and answers the request of waiting connection i, when a slot is free. */
+/* Reads and answers waiting connection i's request, when a slot is free. */
 static void
 start_waiting(struct loop *l, size_t i)
 {

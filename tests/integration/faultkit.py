@@ -799,7 +799,9 @@ class FastCGI:
     """
 
     def __init__(self, sock_path, timeout=REQUEST_TIMEOUT):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        """sock_path: a unix socket's path, or (host, port) for TCP."""
+        family = socket.AF_INET if isinstance(sock_path, tuple) else socket.AF_UNIX
+        self.s = socket.socket(family, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
         self.s.connect(sock_path)
         self.method = "GET"

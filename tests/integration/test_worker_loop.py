@@ -9,14 +9,18 @@ nginx and on the pool's FastCGI socket:
 - a new connection wakes one idle worker, not every worker of the pool;
 - a front that connects before it writes, or keeps a connection open
   for its next request (FCGI_KEEP_CONN), holds no one up, and its
-  request is still answered when it comes.
+  request is still answered when it comes;
+- on TCP, FCGI_WEB_SERVER_ADDRS limits who may connect, as in libfcgi.
 """
 
+import os
+import subprocess
 import time
 
 import pytest
 
 import faultkit as fk
+import proc
 
 
 @pytest.fixture
@@ -163,3 +167,51 @@ def test_f_a_connection_silent_for_2s_is_closed(rigs):
     assert got == b"", got
     assert 1.5 < took < 4.0, "closed after %.2fs" % took
     assert rig.srv.get("healthz").status == 200
+
+
+def tcp_pool(rig, port, allowed):
+    """userreg.fcgi on 127.0.0.1:port, one worker, rig's config, with
+    FCGI_WEB_SERVER_ADDRS=allowed; returns the Popen once it listens."""
+    env = dict(os.environ, FCGI_WEB_SERVER_ADDRS=allowed)
+    env.pop("USERREG_CONF", None)
+    log = open(os.path.join(rig.dir, "tcp-pool-%d.log" % port), "ab")
+    p = subprocess.Popen([rig.binary, "--listen", "127.0.0.1:%d" % port, "--workers", "1",
+                          "-c", rig.conf_path], env=env, stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            fk.FastCGI(("127.0.0.1", port), timeout=1).s.close()
+            return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    p.wait()
+    raise AssertionError("the TCP pool did not listen on port %d" % port)
+
+
+def test_g_web_server_addrs_limits_tcp_peers(rigs):
+    """With FCGI_WEB_SERVER_ADDRS naming another address, a connection
+    from 127.0.0.1 is closed unread; naming 127.0.0.1 among others, it is
+    answered."""
+    rig = rigs(workers=1)
+    for allowed, served in (("127.0.0.2", False), ("127.0.0.2,127.0.0.1", True)):
+        port = proc.free_port()
+        p = tcp_pool(rig, port, allowed)
+        try:
+            c = fk.FastCGI(("127.0.0.1", port))
+            try:
+                c.begin(rig, "GET", "healthz")
+                c.end()
+                if served:
+                    r = c.response(close=False)
+                    assert r.status == 200, r.describe()
+                else:
+                    assert c.s.recv(1) == b"", "answered a peer not in %s" % allowed
+            except (BrokenPipeError, ConnectionResetError):
+                assert not served, "the connection was dropped with %s allowed" % allowed
+            finally:
+                c.s.close()
+        finally:
+            p.terminate()
+            assert p.wait(timeout=15) == 0
