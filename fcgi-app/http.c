@@ -729,22 +729,29 @@ http_exchange_free(struct http_exchange *x)
 }
 
 /*
- * FCGI_WEB_SERVER_ADDRS, as libfcgi reads it: the IPv4 addresses, comma
- * separated, a TCP peer must have; unset or empty, any peer is taken.
+ * FCGI_WEB_SERVER_ADDRS, as libfcgi reads it (once, at the first accept):
+ * the IPv4 addresses, comma separated, a TCP peer must have; unset or
+ * empty, any peer is taken.
  */
 static int
 peer_allowed(const struct sockaddr_storage *ss)
 {
-	const char *list = getenv("FCGI_WEB_SERVER_ADDRS");
+	static const char *addrs;
+	static int read_env;
 	const struct sockaddr_in *in;
+	const char *list;
 	char one[INET_ADDRSTRLEN];
 	struct in_addr a;
 	size_t n;
 
-	if (ss->ss_family != AF_INET || list == NULL || *list == '\0')
+	if (!read_env) {
+		addrs = getenv("FCGI_WEB_SERVER_ADDRS");
+		read_env = 1;
+	}
+	if (ss->ss_family != AF_INET || addrs == NULL || *addrs == '\0')
 		return 1;
 	in = (const struct sockaddr_in *)(const void *)ss;
-	while (*list != '\0') {
+	for (list = addrs; *list != '\0';) {
 		n = strcspn(list, ",");
 		if (n < sizeof(one)) {
 			memcpy(one, list, n);

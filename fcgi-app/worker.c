@@ -288,13 +288,6 @@ watch(struct loop *l, int fd, int add, uint32_t events)
 	    -1;
 }
 
-static long
-ms_since(const struct timespec *t0, const struct timespec *now)
-{
-	return (now->tv_sec - t0->tv_sec) * 1000 +
-	    (now->tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /* Forgets waiting connection i, closing it when close_it. */
 static void
 drop_waiting(struct loop *l, size_t i, int close_it)
@@ -391,13 +384,9 @@ connection_event(struct loop *l, int fd)
 static int
 expire_waiting(struct loop *l)
 {
-	struct timespec now;
-	long left, next = -1;
+	double left, next = -1;
 	size_t i = 0;
 
-	if (l->nwaiting == 0)
-		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	while (i < l->nwaiting) {
 		struct waiting *c = &l->waiting[i];
 
@@ -405,7 +394,7 @@ expire_waiting(struct loop *l)
 			i++;
 			continue;
 		}
-		left = WORKER_FIRST_BYTE_MS - ms_since(&c->since, &now);
+		left = WORKER_FIRST_BYTE_MS - elapsed_ms(&c->since);
 		if (left <= 0) {
 			log_info("closed a connection silent for %d ms",
 			    WORKER_FIRST_BYTE_MS);
@@ -416,7 +405,8 @@ expire_waiting(struct loop *l)
 			next = left;
 		i++;
 	}
-	return (int)next;
+	/* Rounded up: a wait that ends early would only wait again. */
+	return next < 0 ? -1 : (int)next + 1;
 }
 
 /* Whether a new connection still waits for its request. */
@@ -509,14 +499,11 @@ serve(struct loop *l, int listen_fd)
 	struct epoll_event ev[8];
 	int i, n, ms, first_byte, listening, rc = 0;
 	int sig, incoming, answers;
-	struct timespec now;
 
 	for (;;) {
-		if (l->run == DRAIN && !l->drained) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (ms_since(&l->drain_start, &now) > HTTP_DRAIN_MAX_MS)
-				l->drained = 1;
-		}
+		if (l->run == DRAIN && !l->drained &&
+		    elapsed_ms(&l->drain_start) > HTTP_DRAIN_MAX_MS)
+			l->drained = 1;
 		first_byte = expire_waiting(l);
 		/* Draining, a connection accepted is a request owed. */
 		if (l->run != RUN && (l->run == STOP || (l->drained &&
