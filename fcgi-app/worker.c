@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -350,6 +351,34 @@ start_waiting(struct loop *l, size_t i)
 		take(l, s);
 }
 
+/* Whether connection fd has input waiting (or was closed): never waits. */
+static int
+readable_now(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/*
+ * Waits for the request on new connection fd, or, when it is there
+ * already and a slot is free, answers it at once: nginx writes its
+ * request as it connects, so a worker that wakes for the connection
+ * mostly finds it, and one poll() saves a round through the epoll set.
+ */
+static void
+start_new_connection(struct loop *l, int fd)
+{
+	struct slot *s;
+
+	if (l->run != RUN || (s = free_slot(l)) == NULL || !readable_now(fd)) {
+		await_request(l, fd, 0);
+		return;
+	}
+	if (http_exchange_start(s->x, fd, l->w->cfg->max_body) == 1)
+		take(l, s);
+}
+
 /* Starts the connections whose readiness found every slot taken. */
 static void
 start_ready(struct loop *l)
@@ -442,7 +471,7 @@ accept_all(struct loop *l, int listen_fd)
 			}
 			return -1;
 		}
-		await_request(l, fd, 0);
+		start_new_connection(l, fd);
 		if (l->run == RUN)
 			break;
 	}
