@@ -293,7 +293,9 @@ class Ceilings:
 
     def paired(self, key, c):
         """A load that stands beside a row; the Ceilings table is theirs."""
+        started = time.monotonic()
         res = self.run(key, c)
+        res["started_s"] = round(started, 3)
         self.loads.setdefault((key, c), []).append(res)
         return res
 
@@ -1189,6 +1191,53 @@ def drift(ctx, ceilings):
     return out
 
 
+def pairing_noise(ctx, ceilings):
+    """{(ceiling key, conns): a ceiling against itself}: the req/s of each
+    of its paired loads over its previous one's, where the two started no
+    more than a row's load apart (one row, or a write row's other ceiling,
+    between them). Nothing in the service differs between the two, so
+    the spread of these ratios is what pairing alone leaves of this
+    machine's changes of speed, the same loads, no extra ones: a row's
+    ratio carries as much of it as any of them."""
+    gap = 3 * (ctx.seconds + 1)
+    out = {}
+    for key, _, _ in CEILINGS:
+        for c in CONNECTIONS:
+            loads = [r for r in ceilings.loads.get((key, c), [])
+                     if "rps" in r and r["rps"] > 0]
+            rs = sorted(b["rps"] / a["rps"] for a, b in zip(loads, loads[1:])
+                        if b["started_s"] - a["started_s"] <= gap)
+            if len(rs) >= 4:
+                q = statistics.quantiles(rs, n=4)
+                out[(key, c)] = {"pairs": len(rs),
+                                 "median": statistics.median(rs),
+                                 "q1": q[0], "q3": q[2],
+                                 "min": rs[0], "max": rs[-1]}
+    return out
+
+
+def md_noise(noise):
+    if not noise:
+        return []
+    L = ["## Pairing noise", "",
+         "| ceiling | conns | pairs | median | middle half | range |",
+         "|---|---:|---:|---:|---:|---:|"]
+    for (key, c), n in sorted(noise.items()):
+        who, method = CEILING[key]
+        L.append("| %s %s | %d | %d | %.2f | %.2f-%.2f | %.2f-%.2f |" % (
+            who, method, c, n["pairs"], n["median"], n["q1"], n["q3"],
+            n["min"], n["max"]))
+    L += ["", "Each ceiling against itself: the req/s of each of its "
+          "paired loads over its previous one's, with no more than one "
+          "row's loads between the two. Nothing differs between them but "
+          "the moment, as between a row's load and its ceiling's, so one "
+          "round's ratio of a row carries this much of the machine's own "
+          "change of speed; a row's reported ratio is the median of its "
+          "rounds'. A ratio target met or missed by less than this spread "
+          "allows is not settled by the run."]
+    return L
+
+
 def ceiling_line(who, method, c, loads, res):
     spread = "-" if "rps_min" not in res else "{:,.0f}-{:,.0f}".format(
         res["rps_min"], res["rps_max"])
@@ -1382,6 +1431,9 @@ def markdown(ctx, ceilings, ceil, results):
               ctx.rounds, ", so each median is of one" if ctx.rounds == 1
               else ""), ""]
     L += md_ceilings(ctx, ceilings, ceil)
+    noise = md_noise(pairing_noise(ctx, ceilings))
+    if noise:
+        L += [""] + noise
     for b in results:
         for part in (md_rows(ctx, b), md_registry(b), md_sizes(ctx, b),
                      md_memory(b),
@@ -1562,6 +1614,7 @@ def jsonable(ctx, ceilings, ceil, results):
             "ceilings": keyed({k: dict(v, each=ceilings.loads.get(k, []))
                                for k, v in ceil.items()}),
             "ceilings_at_end": keyed(ctx.again),
+            "pairing_noise": keyed(pairing_noise(ctx, ceilings)),
             "backends": [{"backend": b["backend"], "rows": keyed(b["rows"]),
                           "sizes": keyed(b["sizes"]),
                           "memory": b["memory"], "cgi": b["cgi"],
