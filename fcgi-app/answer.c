@@ -113,14 +113,14 @@ void
 answer_user(struct users_ctx *ctx, struct http_response *resp, int status,
     const struct user *u)
 {
-	struct json_object *o = jsonio_user(u);
+	size_t len;
+	char *text = jsonio_user_text(u, &len);
 
-	if (o == NULL || http_set_json(resp, status, MEDIA_JSON, o) != 0) {
-		json_object_put(o);
-		resp->status = 500;
+	if (text == NULL) {
+		http_set_body(resp, 500, NULL, NULL, 0);
 		return;
 	}
-	json_object_put(o);
+	http_set_body(resp, status, MEDIA_JSON, text, len);
 	answer_user_headers(ctx, resp, u, status == 201);
 }
 

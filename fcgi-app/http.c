@@ -93,6 +93,17 @@ http_header(const struct http_response *resp, const char *name)
 	return NULL;
 }
 
+void
+http_set_body(struct http_response *resp, int status,
+    const char *content_type, char *body, size_t len)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = content_type;
+	resp->body = body;
+	resp->body_len = len;
+}
+
 int
 http_set_json(struct http_response *resp, int status,
     const char *content_type, struct json_object *o)
@@ -100,18 +111,11 @@ http_set_json(struct http_response *resp, int status,
 	char *body;
 	size_t len;
 
-	free(resp->body);
-	resp->body = NULL;
-	resp->body_len = 0;
-	resp->content_type = NULL;
 	if ((body = jsonio_serialize(o, &len)) == NULL) {
-		resp->status = 500;
+		http_set_body(resp, 500, NULL, NULL, 0);
 		return -1;
 	}
-	resp->status = status;
-	resp->content_type = content_type;
-	resp->body = body;
-	resp->body_len = len;
+	http_set_body(resp, status, content_type, body, len);
 	return 0;
 }
 

@@ -91,6 +91,13 @@ int http_set_json(struct http_response *resp, int status,
     const char *content_type, struct json_object *o);
 
 /*
+ * Sets status and body, a malloc()ed text of len bytes that resp now owns
+ * (NULL for none), with the given content type; any earlier body is freed.
+ */
+void http_set_body(struct http_response *resp, int status,
+    const char *content_type, char *body, size_t len);
+
+/*
  * Encodes resp (Content-Type, headers, body; not X-Request-Id) as bytes
  * that http_response_decode() restores: a stored idempotent answer, or
  * one handed between processes. Returns a new buffer (free()) and its

@@ -680,27 +680,42 @@ out:
 	return ok;
 }
 
+/* The first and last second of the four-digit years, 0000 to 9999. */
+#define TIME_MIN INT64_C(-62167219200)
+#define TIME_MAX INT64_C(253402300799)
+
 char *
 jsonio_time(int64_t t, char buf[JSONIO_TIME_SIZE])
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
+	int64_t days, secs, era, doe, yoe, doy, mp, y;
 	int f[6], i, w;
 	char *p = buf;
 
 	/* Out of the four-digit years (never for real timestamps): the epoch. */
-	if ((int64_t)tt != t || gmtime_r(&tt, &tm) == NULL ||
-	    tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
-		snprintf(buf, JSONIO_TIME_SIZE, "%s", "1970-01-01T00:00:00Z");
-		return buf;
-	}
-	/* strftime(3) costs more than the rest of a representation. */
-	f[0] = tm.tm_year + 1900;
-	f[1] = tm.tm_mon + 1;
-	f[2] = tm.tm_mday;
-	f[3] = tm.tm_hour;
-	f[4] = tm.tm_min;
-	f[5] = tm.tm_sec;
+	if (t < TIME_MIN || t > TIME_MAX)
+		t = 0;
+	/*
+	 * The civil date of a day count, in arithmetic alone: gmtime_r()
+	 * takes glibc's time zone lock and strftime() reads the locale, and
+	 * together they cost more than the rest of a representation. Days
+	 * are counted in 400-year eras from 0000-03-01, so that the leap
+	 * day ends each year.
+	 */
+	days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+	secs = t - days * 86400;
+	days += 719468;			/* 1970-01-01 from 0000-03-01 */
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	y = yoe + era * 400 + (mp >= 10);
+	f[0] = (int)y;
+	f[1] = (int)(mp < 10 ? mp + 3 : mp - 9);
+	f[2] = (int)(doy - (153 * mp + 2) / 5 + 1);
+	f[3] = (int)(secs / 3600);
+	f[4] = (int)(secs / 60 % 60);
+	f[5] = (int)(secs % 60);
 	for (i = 0; i < 6; i++) {
 		for (w = i == 0 ? 1000 : 10; w > 0; w /= 10)
 			*p++ = (char)('0' + f[i] / w % 10);

@@ -70,4 +70,11 @@ struct json_object *jsonio_user(const struct user *u);
  */
 char *jsonio_serialize(struct json_object *o, size_t *len);
 
+/*
+ * The text jsonio_serialize(jsonio_user(u), len) returns, written with no
+ * object tree: the answers that carry a user need no json-c objects.
+ * NULL when out of memory.
+ */
+char *jsonio_user_text(const struct user *u, size_t *len);
+
 #endif

@@ -650,6 +650,44 @@ ParameterizedTest(struct time_case *c, jsonio, time_formats_rfc3339)
 	cr_assert(eq(str, buf, c->want));
 }
 
+/* jsonio_time(t) against gmtime_r() and strftime(). */
+static void
+assert_time_as_gmtime(int64_t t)
+{
+	char buf[JSONIO_TIME_SIZE], want[64];
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	cr_assert(not(eq(ptr, gmtime_r(&tt, &tm), NULL)));
+	/* %Y does not pad years below 1000. */
+	snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec);
+	cr_assert(eq(str, jsonio_time(t, buf), want), "at %lld", (long long)t);
+}
+
+/* The same text as gmtime_r() over all four-digit years. */
+Test(jsonio, time_agrees_with_gmtime_everywhere)
+{
+	const int64_t lo = INT64_C(-62167219200), hi = INT64_C(253402300799);
+	const int64_t near = INT64_C(86400) * 800;	/* a few leap days */
+	char buf[JSONIO_TIME_SIZE];
+	int64_t t;
+
+	/* Every 114 days or so, and by odd steps across each end and 0. */
+	for (t = lo; t <= hi; t += 9876543)
+		assert_time_as_gmtime(t);
+	for (t = lo; t < lo + near; t += 3607)
+		assert_time_as_gmtime(t);
+	for (t = -near; t < near; t += 3607)
+		assert_time_as_gmtime(t);
+	for (t = hi; t > hi - near; t -= 3607)
+		assert_time_as_gmtime(t);
+	cr_assert(eq(str, jsonio_time(lo, buf), "0000-01-01T00:00:00Z"));
+	cr_assert(eq(str, jsonio_time(lo - 1, buf), "1970-01-01T00:00:00Z"));
+	cr_assert(eq(str, jsonio_time(hi + 1, buf), "1970-01-01T00:00:00Z"));
+}
+
 /* jsonio_user and jsonio_serialize */
 
 static struct user
@@ -669,16 +707,28 @@ sample_user(void)
 	return u;
 }
 
+/*
+ * u's representation through the object tree; every test of it also
+ * holds jsonio_user_text(), which must write the very same bytes.
+ */
 static char *
 user_json(const struct user *u, size_t *len)
 {
 	struct json_object *o = jsonio_user(u);
-	char *s;
+	size_t tree_len, text_len = 0;
+	char *s, *text;
 
 	cr_assert(not(eq(ptr, o, NULL)));
-	s = jsonio_serialize(o, len);
+	s = jsonio_serialize(o, &tree_len);
 	cr_assert(not(eq(ptr, s, NULL)));
 	json_object_put(o);
+	text = jsonio_user_text(u, &text_len);
+	cr_assert(not(eq(ptr, text, NULL)));
+	cr_assert(eq(str, text, s));
+	cr_assert(eq(sz, text_len, tree_len));
+	free(text);
+	if (len != NULL)
+		*len = tree_len;
 	return s;
 }
 
@@ -749,6 +799,25 @@ Test(jsonio, user_with_many_roles_and_special_characters)
 	cr_assert(not(eq(ptr, strstr(s, "\"version\":\"9223372036854775807\""),
 	    NULL)));
 	free(s);
+}
+
+Test(jsonio, user_text_escapes_and_caps_like_the_tree)
+{
+	struct user u = sample_user();
+	size_t i;
+
+	strcpy(u.username, "c\x01\x1f\t\n\"\\/");
+	strcpy(u.email, "\xe2\x80\xa8@x");
+	u.display_name[0] = '\0';
+	u.nroles = USER_ROLES_MAX + 3;	/* never more than the cap goes out */
+	for (i = 0; i < USER_ROLES_MAX; i++)
+		snprintf(u.roles[i], sizeof(u.roles[i]), "role-%zu", i);
+	u.version = -5;
+	u.created_at = -1;
+	u.updated_at = INT64_MAX;
+	free(user_json(&u, NULL));
+	u.nroles = 0;
+	free(user_json(&u, NULL));
 }
 
 Test(jsonio, user_representation_parses_back)
