@@ -101,8 +101,19 @@ CEILINGS = (
     ("trivial-get", "trivial", "GET"),
     ("trivial-post", "trivial", "POST"),
     ("durable-post", "durable", "POST"),
+    ("relayed-post", "relayed", "POST"),
 )
 CEILING = {key: (who, method) for key, who, method in CEILINGS}
+RESPONDERS = ("trivial", "durable", "relayed")
+# The relayed responder stands beside the create at 1 connection only:
+# it prices the hand-off to a writer process, which the create latency
+# target has to pay (see create_latency()).
+RELAYED_ROW = ("post", 1)
+
+
+def ceiling_conns(key):
+    """The connection counts ceiling key's loads run at."""
+    return (RELAYED_ROW[1],) if key == "relayed-post" else CONNECTIONS
 
 # The registry size loads, at the most connections only: key, title, the
 # ceiling each stands beside.
@@ -268,11 +279,13 @@ class Ceilings:
         self.down = {}
         # (ceiling key, conns): every load paired with a row, in run order.
         self.loads = {}
-        for who in ("trivial", "durable"):
+        for who in RESPONDERS:
             sock = os.path.join(ctx.scratch, who + ".sock")
             argv = [ctx.ceiling, sock, str(ctx.workers)]
-            if who == "durable":
-                argv.append(os.path.join(ctx.scratch, "durable.log"))
+            if who != "trivial":
+                argv.append(os.path.join(ctx.scratch, who + ".log"))
+            if who == "relayed":
+                argv.append("relay")
             try:
                 self.sites[who] = Site(ctx, who, argv, sock)
             except Exception as e:
@@ -691,13 +704,18 @@ def report(what, conns, res):
 
 
 def role(ceiling_key):
-    """The name a round gives a ceiling load: trivial or durable."""
+    """The name a round gives a ceiling load: a RESPONDERS name."""
     return ceiling_key.split("-")[0]
 
 
-def row_ceilings(kind):
-    return ("trivial-get",) if kind == "read" else ("trivial-post",
-                                                    "durable-post")
+def row_ceilings(key, c):
+    """The ceiling loads row key stands beside at c connections; the last
+    runs first (see one_round())."""
+    if KIND[key] == "read":
+        return ("trivial-get",)
+    if (key, c) == RELAYED_ROW:
+        return ("trivial-post", "durable-post", "relayed-post")
+    return ("trivial-post", "durable-post")
 
 
 # What /metrics says of the registry's work, for registry_times().
@@ -808,7 +826,7 @@ def row_figures(rounds, want, why=None):
         short = "ran %d of %d rounds%s" % (len(rounds), want,
                                            ": " + why if why else "")
         out["broken"] = "; ".join(filter(None, (out.get("broken"), short)))
-    for name in ("trivial", "durable"):
+    for name in RESPONDERS:
         if rounds and name in rounds[0]:
             out[name] = medians([r[name] for r in rounds])
             rs = [r["of_" + name] for r in rounds
@@ -927,7 +945,7 @@ def delete_args(ctx, reg, c, rnd, names):
 
 
 def row_loads(keys):
-    return [(key, c, row_ceilings(KIND[key]), TITLE[key])
+    return [(key, c, row_ceilings(key, c), TITLE[key])
             for key in keys for c in CONNECTIONS]
 
 
@@ -1040,8 +1058,8 @@ def plan(ctx, backends):
     every load's seconds plus LOAD_EXTRA_S, and the users each backend
     loads at its IMPORT_RATE, the DELETE victims guessed at 10,000
     deletes a second."""
-    per_round = sum(len(CONNECTIONS) * (1 + len(row_ceilings(kind)))
-                    for _, _, kind, _ in ROWS)
+    per_round = sum(1 + len(row_ceilings(key, c))
+                    for key, _, _, _ in ROWS for c in CONNECTIONS)
     per_backend = ctx.rounds * per_round + len(ctx.sizes) * 2 * len(
         SIZE_ROWS) * size_rounds(ctx)
     loads = len(backends) * per_backend + len(CONNECTIONS)
@@ -1129,6 +1147,58 @@ def create_latency(row):
             us(statistics.median(bounds)), f <= 1.0)
 
 
+def create_parts(row):
+    """What the POST create's p50 at 1 connection is made of, each a
+    median over the rounds: the trivial, durable and relayed POST's p50,
+    the create's, and the registry's mean read snapshot, write
+    transaction and commit per create; None without them all."""
+    rounds = [] if "broken" in row else row.get("rounds", [])
+    keys = ("trivial", "durable", "relayed")
+    rounds = [r for r in rounds if all(k in r and "broken" not in r[k]
+                                       for k in keys + ("row",))
+              and all(k in r.get("registry", {})
+                      for k in ("read_us", "write_us", "commit_us"))]
+    if not rounds:
+        return None
+    out = {k: statistics.median(r[k]["p50_us"] for r in rounds)
+           for k in keys + ("row",)}
+    for k in ("read_us", "write_us", "commit_us"):
+        out[k] = statistics.median(r["registry"][k] for r in rounds)
+    return out
+
+
+def md_create_parts(row):
+    p = create_parts(row)
+    if p is None:
+        return []
+    fsync = max(0, p["durable"] - p["trivial"])
+    handoff = p["relayed"] - p["durable"]
+    beyond = p["row"] - p["relayed"]
+    insert = p["write_us"] - p["commit_us"]
+    return ["", "The POST create at 1 connection, taken apart (medians of "
+            "the rounds): the trivial POST's p50 is %s and the durable's "
+            "%s, so one fdatasync is priced at %s; the relayed "
+            "responder, which hands each record to a writer process "
+            "that syncs it, answers in %s: the hand-off to a writer and "
+            "back costs %s. The bound allows %s beyond the fdatasync (0.3x "
+            "the trivial p50). The create's p50 is %s, %s beyond the "
+            "relayed responder's. Of the create, the registry's commit "
+            "takes %s (the durable responder's fdatasync: %s), its insert "
+            "(the write transaction less the commit) %s and the read "
+            "snapshot that answers a duplicate without the writer %s; "
+            "the rest is the request's parsing, checks and answer, and "
+            "the bigger answer through nginx." % (
+                us(p["trivial"]), us(p["durable"]), us(fsync),
+                us(p["relayed"]), signed_us(handoff),
+                us(0.3 * p["trivial"]), us(p["row"]), signed_us(beyond),
+                us(p["commit_us"]), us(fsync), us(insert),
+                us(p["read_us"]))]
+
+
+def signed_us(v):
+    return ("-" + us(-v)) if v < 0 else us(v)
+
+
 def build_targets(ctx, rows, sizes, memory, cgi):
     """[(target, measured, bound, met)] (met None: could not tell)."""
     def row(key, c):
@@ -1177,7 +1247,7 @@ def ceiling_figures(ceilings):
     """{(ceiling key, conns): medians of its paired loads}."""
     return {(key, c): medians(ceilings.loads.get((key, c), [])) if
             ceilings.loads.get((key, c)) else {"broken": "not run"}
-            for key, _, _ in CEILINGS for c in CONNECTIONS}
+            for key, _, _ in CEILINGS for c in ceiling_conns(key)}
 
 
 def drift(ctx, ceilings):
@@ -1191,7 +1261,7 @@ def drift(ctx, ceilings):
     return out
 
 
-def pairing_noise(ctx, ceilings):
+def pairing_noise(ceilings):
     """{(ceiling key, conns): a ceiling against itself}: the req/s of each
     of its paired loads over its previous one's, where the two started no
     more than a row's load apart (one row, or a write row's other ceiling,
@@ -1199,13 +1269,19 @@ def pairing_noise(ctx, ceilings):
     the spread of these ratios is what pairing alone leaves of this
     machine's changes of speed, the same loads, no extra ones: a row's
     ratio carries as much of it as any of them."""
-    gap = 3 * (ctx.seconds + 1)
     out = {}
     for key, _, _ in CEILINGS:
-        for c in CONNECTIONS:
+        for c in ceiling_conns(key):
             loads = [r for r in ceilings.loads.get((key, c), [])
                      if "rps" in r and r["rps"] > 0]
-            rs = sorted(b["rps"] / a["rps"] for a, b in zip(loads, loads[1:])
+            pairs = list(zip(loads, loads[1:]))
+            if not pairs:
+                continue
+            # Loads of one round are the closest; the next round, or a
+            # whole row between, is at least twice as far.
+            gap = 1.6 * min(b["started_s"] - a["started_s"]
+                            for a, b in pairs)
+            rs = sorted(b["rps"] / a["rps"] for a, b in pairs
                         if b["started_s"] - a["started_s"] <= gap)
             if len(rs) >= 4:
                 q = statistics.quantiles(rs, n=4)
@@ -1252,7 +1328,7 @@ def md_ceilings(ctx, ceilings, ceil):
          "| p50 | p99 | answers |",
          "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for key, who, method in CEILINGS:
-        for c in CONNECTIONS:
+        for c in ceiling_conns(key):
             L.append(ceiling_line(who, method, c, len(
                 ceilings.loads.get((key, c), [])), ceil[(key, c)]))
     for c in CONNECTIONS:
@@ -1398,6 +1474,7 @@ def md_targets(b):
           "rounds). The create latency's p50 and bound are medians of the "
           "rounds, and its fraction of the bound, the verdict's ground, is "
           "the median of each round's p50 over that round's own bound."]
+    L += md_create_parts(b["rows"].get(RELAYED_ROW, {"broken": "-"}))
     return L
 
 
@@ -1431,7 +1508,7 @@ def markdown(ctx, ceilings, ceil, results):
               ctx.rounds, ", so each median is of one" if ctx.rounds == 1
               else ""), ""]
     L += md_ceilings(ctx, ceilings, ceil)
-    noise = md_noise(pairing_noise(ctx, ceilings))
+    noise = md_noise(pairing_noise(ceilings))
     if noise:
         L += [""] + noise
     for b in results:
@@ -1467,7 +1544,7 @@ def plot_row(ctx, out, b, key, title, kind):
             res = b["rows"][(key, c)]
             bars = [("userreg", res)] + [
                 (ck.replace("-", " "), res.get(role(ck), {"broken": "-"}))
-                for ck in row_ceilings(kind)]
+                for ck in row_ceilings(key, c)]
             for i, (label, r) in enumerate(bars):
                 v = 0 if "broken" in r else r["rps"]
                 text = "broken" if "broken" in r else \
@@ -1556,7 +1633,7 @@ def cases_of(ctx, ceil, results):
     """(classname, name, result) of every testcase, each row one."""
     cases = []
     for key, who, method in CEILINGS:
-        for c in CONNECTIONS:
+        for c in ceiling_conns(key):
             cases.append(("bench.ceiling", "%s responder %s, %s" % (
                 who, method, conns(c)), ceil[(key, c)]))
     for c in CONNECTIONS:
@@ -1614,7 +1691,7 @@ def jsonable(ctx, ceilings, ceil, results):
             "ceilings": keyed({k: dict(v, each=ceilings.loads.get(k, []))
                                for k, v in ceil.items()}),
             "ceilings_at_end": keyed(ctx.again),
-            "pairing_noise": keyed(pairing_noise(ctx, ceilings)),
+            "pairing_noise": keyed(pairing_noise(ceilings)),
             "backends": [{"backend": b["backend"], "rows": keyed(b["rows"]),
                           "sizes": keyed(b["sizes"]),
                           "memory": b["memory"], "cgi": b["cgi"],
