@@ -9,9 +9,11 @@ configuration (deploy/render-nginx.sh), the same number of FastCGI workers
 and the same kind of socket (unix):
 
 - ceilings: the trivial responder (ceiling.c: a pre-forked libfcgi
-  responder with a fixed body) and the durable responder (the same, plus
-  a locked 100-byte append and an fdatasync per request), each behind an
-  nginx of its own, up for the whole run beside the pool being measured;
+  responder with a fixed body), the durable responder (the same, plus
+  a locked 100-byte append and an fdatasync per request) and, beside the
+  create at 1 connection only, the relayed responder (each record handed
+  to one relay process that appends and syncs what all sent), each behind
+  an nginx of its own, up for the whole run beside the pool being measured;
 - rows: GET hit, GET 304, POST create, POST 409, PUT and PATCH with
   If-Match, DELETE with If-Match, a list page of 50, each at 1 and 32
   connections, through wrk (bench.lua) against the real pool, in rounds
@@ -124,9 +126,10 @@ SIZE_ROWS = (
 
 # Rounds and seconds per load. `make bench` (SQLite, three sizes) runs
 # 5 rounds x 8 rows x 2 connection counts, each load with its ceilings
-# (3 reads x 2 loads + 5 writes x 3 loads = 21 per connection count): 210
-# loads, plus 3 sizes x 2 rows x 2 loads x 3 rounds (SIZE_ROUNDS) and the
-# 2 trivial GETs at the end: 248 loads. At 2 s each that is 8.3 minutes of
+# (3 reads x 2 loads + 5 writes x 3 loads = 21 per connection count, and
+# the relayed responder beside the create at 1 connection): 215 loads,
+# plus 3 sizes x 2 rows x 2 loads x 3 rounds (SIZE_ROUNDS) and the 2
+# trivial GETs at the end: 253 loads. At 2 s each that is 8.4 minutes of
 # load; with the
 # registries loaded (about 1.4 million users in all), pools started and
 # the CGI runs, under 10 minutes on this 2-core machine. Five short rounds
