@@ -1274,6 +1274,8 @@ def pairing_noise(ceilings):
     ratio carries as much of it as any of them."""
     out = {}
     for key, _, _ in CEILINGS:
+        if key == "relayed-post":
+            continue	# one load a round: no two of a round to pair
         for c in ceiling_conns(key):
             loads = [r for r in ceilings.loads.get((key, c), [])
                      if "rps" in r and r["rps"] > 0]
