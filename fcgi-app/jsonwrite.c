@@ -183,20 +183,27 @@ put_value(struct out *o, struct json_object *v)
 	}
 }
 
+/* o's text, NUL-terminated, its length in *len; NULL if anything failed. */
+static char *
+finish(struct out *o, size_t *len)
+{
+	if (reserve(o, 1) != 0) {
+		free(o->buf);
+		return NULL;
+	}
+	o->buf[o->len] = '\0';
+	if (len != NULL)
+		*len = o->len;
+	return o->buf;
+}
+
 char *
 jsonio_serialize(struct json_object *obj, size_t *len)
 {
 	struct out o = { NULL, 0, 0, 0 };
 
 	put_value(&o, obj);
-	if (reserve(&o, 1) != 0) {
-		free(o.buf);
-		return NULL;
-	}
-	o.buf[o.len] = '\0';
-	if (len != NULL)
-		*len = o.len;
-	return o.buf;
+	return finish(&o, len);
 }
 
 /* ,"name":"value" (no comma first), value a C string. */
@@ -240,12 +247,5 @@ jsonio_user_text(const struct user *u, size_t *len)
 	put_member(&o, "created_at", jsonio_time(u->created_at, tbuf), 0);
 	put_member(&o, "updated_at", jsonio_time(u->updated_at, tbuf), 0);
 	put_char(&o, '}');
-	if (reserve(&o, 1) != 0) {
-		free(o.buf);
-		return NULL;
-	}
-	o.buf[o.len] = '\0';
-	if (len != NULL)
-		*len = o.len;
-	return o.buf;
+	return finish(&o, len);
 }
