@@ -108,8 +108,8 @@ CEILINGS = (
 CEILING = {key: (who, method) for key, who, method in CEILINGS}
 RESPONDERS = ("trivial", "durable", "relayed")
 # The relayed responder stands beside the create at 1 connection only:
-# it prices the hand-off to a writer process, which the create latency
-# target has to pay (see create_latency()).
+# it prices the hand-off to a writer process, part of what the create
+# latency target has to pay (see md_create_parts()).
 RELAYED_ROW = ("post", 1)
 
 
@@ -1266,12 +1266,12 @@ def drift(ctx, ceilings):
 
 def pairing_noise(ceilings):
     """{(ceiling key, conns): a ceiling against itself}: the req/s of each
-    of its paired loads over its previous one's, where the two started no
-    more than a row's load apart (one row, or a write row's other ceiling,
-    between them). Nothing in the service differs between the two, so
-    the spread of these ratios is what pairing alone leaves of this
-    machine's changes of speed, the same loads, no extra ones: a row's
-    ratio carries as much of it as any of them."""
+    of its paired loads over its previous one's, where the two stood in
+    one round with no more than one row's loads between them (they
+    started within 1.6 times the closest two did). Nothing in the service
+    differs between the two, so the spread of these ratios is what
+    pairing leaves of this machine's changes of speed, from the same
+    loads and no extra ones: a row's ratio in a round carries as much."""
     out = {}
     for key, _, _ in CEILINGS:
         if key == "relayed-post":
