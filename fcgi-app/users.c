@@ -134,10 +134,7 @@ users_metrics(struct users_ctx *ctx, const struct http_request *req,
 		answer_problem(ctx, req, resp, PROBLEM_INTERNAL_ERROR, NULL);
 		return;
 	}
-	resp->status = 200;
-	resp->content_type = METRICS_CONTENT_TYPE;
-	resp->body = text;
-	resp->body_len = len;
+	http_set_body(resp, 200, METRICS_CONTENT_TYPE, text, len);
 	http_add_header(resp, "Cache-Control", "no-store");
 }
 
