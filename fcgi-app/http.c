@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -19,6 +18,7 @@
 
 #include <fcgiapp.h>
 
+#include "fcgi.h"
 #include "jsonio.h"
 
 void
@@ -368,7 +368,7 @@ parse_length(const char *s, size_t *out)
  * the CGI process's environment and standard streams.
  */
 struct http_io {
-	FCGX_Request *fr;	/* NULL for CGI */
+	struct fcgi_conn *fc;	/* NULL for CGI */
 };
 
 /* The parameters a request is read from, by their index below. */
@@ -411,7 +411,7 @@ extern char **environ;
 static void
 io_params(const struct http_io *io, const char *v[P__MAX])
 {
-	char **env = io->fr != NULL ? io->fr->envp : environ;
+	char **env = io->fc != NULL ? fcgi_params(io->fc) : environ;
 	const char *e, *eq;
 	size_t i, n;
 
@@ -437,23 +437,25 @@ io_read(const struct http_io *io, char *buf, size_t n)
 {
 	ssize_t r;
 
-	if (io->fr != NULL)
-		return FCGX_GetStr(buf, n > INT32_MAX ? INT32_MAX : (int)n,
-		    io->fr->in);
+	if (io->fc != NULL)
+		return fcgi_read(io->fc, buf, n);
 	do
 		r = read(STDIN_FILENO, buf, n);
 	while (r < 0 && errno == EINTR);
 	return (long)r;
 }
 
-/* Writes n bytes; returns 0, or -1 when the client went away. */
+/*
+ * Writes n bytes; returns 0, or -1 when the client went away (FastCGI:
+ * when the output could not be gathered; it is sent as the request ends).
+ */
 static int
 io_write(const struct http_io *io, const char *buf, size_t n)
 {
 	ssize_t w;
 
-	if (io->fr != NULL)
-		return FCGX_PutStr(buf, (int)n, io->fr->out) == (int)n ? 0 : -1;
+	if (io->fc != NULL)
+		return fcgi_write(io->fc, buf, n);
 	while (n > 0) {
 		if ((w = write(STDOUT_FILENO, buf, n)) < 0) {
 			if (errno == EINTR)
@@ -693,11 +695,12 @@ http_listener_ready(int sock)
 }
 
 struct http_exchange {
-	FCGX_Request fr;
+	struct fcgi_conn *fc;
 	struct http_io io;
 	struct http_request req;
 	struct http_response resp;
 	int holding;		/* a request is open */
+	int unkept;		/* its connection ends with it */
 };
 
 struct http_exchange *
@@ -707,16 +710,11 @@ http_exchange_new(void)
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
-	/*
-	 * No listening socket: libfcgi never accepts for an exchange, and
-	 * gives up on a connection whose request it cannot read instead of
-	 * accepting another one and waiting for its first byte.
-	 */
-	if (FCGX_InitRequest(&x->fr, -1, 0) != 0) {
+	if ((x->fc = fcgi_conn_new()) == NULL) {
 		free(x);
 		return NULL;
 	}
-	x->io.fr = &x->fr;
+	x->io.fc = x->fc;
 	http_response_init(&x->resp);
 	return x;
 }
@@ -728,7 +726,7 @@ http_exchange_free(struct http_exchange *x)
 		return;
 	if (x->holding)
 		(void)http_exchange_finish(x);
-	FCGX_Free(&x->fr, 1);
+	fcgi_conn_free(x->fc);
 	free(x);
 }
 
@@ -794,30 +792,19 @@ http_accept_connection(int sock)
 int
 http_exchange_start(struct http_exchange *x, int conn, size_t max_body)
 {
-	int r;
-
 	if (x->holding) {
 		close(conn);
 		return -1;
 	}
-	/*
-	 * libfcgi reads a request from the connection its request holds
-	 * and only accepts when it holds none; keepConnection keeps the
-	 * end of the previous request, which FCGX_Accept_r() runs first,
-	 * from closing it. Its begin record then says what the front wants.
-	 */
-	x->fr.ipcFd = conn;
-	x->fr.keepConnection = 1;
-	if ((r = FCGX_Accept_r(&x->fr)) < 0) {
-		/* It closed the connection: gone, or not FastCGI. */
-		x->fr.ipcFd = -1;
+	/* It closed the connection: gone, or not FastCGI. */
+	if (fcgi_begin(x->fc, conn) != 1)
 		return 0;
-	}
 	x->holding = 1;
+	x->unkept = 0;
 	http_response_init(&x->resp);
 	if (read_request(&x->io, max_body, &x->req) != 0) {
 		/* Out of memory: the bare 500 goes out, and the connection. */
-		x->fr.keepConnection = 0;
+		x->unkept = 1;
 		(void)http_exchange_finish(x);
 		return 0;
 	}
@@ -827,12 +814,9 @@ http_exchange_start(struct http_exchange *x, int conn, size_t max_body)
 int
 http_exchange_kept_connection(struct http_exchange *x)
 {
-	int fd = x->fr.ipcFd;
-
 	if (x->holding)
 		return -1;
-	x->fr.ipcFd = -1;
-	return fd;
+	return fcgi_detach(x->fc);
 }
 
 const struct http_request *
@@ -857,60 +841,60 @@ static int
 request_consumed(struct http_exchange *x)
 {
 	char c;
-	int n;
 
-	if (x->req.body_state != HTTP_BODY_OK ||
-	    FCGX_GetStr(&c, 1, x->fr.in) != 0 || !FCGX_HasSeenEOF(x->fr.in) ||
-	    FCGX_GetError(x->fr.in) != 0)
-		return 0;
-	return ioctl(x->fr.ipcFd, FIONREAD, &n) == 0 && n == 0;
+	return x->req.body_state == HTTP_BODY_OK &&
+	    fcgi_read(x->fc, &c, 1) == 0 && fcgi_input_ended(x->fc) &&
+	    !fcgi_input_waiting(x->fc);
 }
 
 /*
  * A kept connection's next request begins after this one's end-of-input
  * record: reads up to it, so that it is not taken for the next request's
- * first record. A body left unread, or input beyond its length, ends the
- * connection instead.
+ * first record. Returns whether the connection can be kept: not with a
+ * body left unread, input beyond its length, or input read past the end.
  */
-static void
+static int
 end_kept_input(struct http_exchange *x)
 {
 	char buf[4096];
 	size_t total = 0;
-	int n;
+	long n;
 
-	if (x->req.body_state == HTTP_BODY_OK)
-		while (total <= sizeof(buf) &&
-		    (n = FCGX_GetStr(buf, sizeof(buf), x->fr.in)) > 0)
-			total += (size_t)n;
-	if (x->req.body_state != HTTP_BODY_OK || total > sizeof(buf) ||
-	    !FCGX_HasSeenEOF(x->fr.in) || FCGX_GetError(x->fr.in) != 0)
-		x->fr.keepConnection = 0;
+	if (x->req.body_state != HTTP_BODY_OK)
+		return 0;
+	while (total <= sizeof(buf) &&
+	    (n = fcgi_read(x->fc, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	return total <= sizeof(buf) && fcgi_input_ended(x->fc) &&
+	    !fcgi_read_ahead(x->fc);
 }
 
 int
 http_exchange_finish(struct http_exchange *x)
 {
-	int rc;
+	int rc, keep, linger;
 
 	if (!x->holding)
 		return -1;
 	rc = write_response(&x->io, &x->req, &x->resp);
 	/*
-	 * libfcgi closes a connection by shutting it down and then waiting,
-	 * up to 2 s, for the front server to close its end, so that bytes
-	 * still on their way cannot turn the close into a reset. That wait
-	 * would stall every other request of this worker's loop. Once the
-	 * front server has sent everything, a close cannot reset anything:
-	 * detached, the connection gets a plain close.
+	 * The input is read to its end before the answer goes: a front that
+	 * sends that end after the head (Apache) has its send succeed.
+	 * Closing while the front still sends could turn the close into a
+	 * TCP reset that takes the answer with it: such a connection
+	 * lingers (fcgi_close()); one whose input was all read gets a plain
+	 * close, so that a front keeping its end open stalls no one.
 	 */
-	if (x->fr.keepConnection)
-		end_kept_input(x);
-	else if (request_consumed(x))
-		(void)FCGX_Detach(&x->fr);
+	keep = !x->unkept && fcgi_keep_conn(x->fc) && end_kept_input(x);
+	linger = !keep && !request_consumed(x);
+	if (fcgi_end(x->fc) != 0) {
+		rc = -1;
+		keep = linger = 0;
+	}
 	http_response_release(&x->resp);
 	http_request_release(&x->req);
-	FCGX_Finish_r(&x->fr);
+	if (!keep)
+		fcgi_close(x->fc, linger);
 	x->holding = 0;
 	return rc;
 }

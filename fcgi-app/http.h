@@ -208,8 +208,8 @@ void http_exchange_free(struct http_exchange *x);
  * (params; the body when it fits max_body). Returns 1 with x holding the
  * request (see http_exchange_request/response), 0 when the connection
  * went away or carried no request (it is closed then), -1 when x already
- * held one (conn is closed). Signals should stay blocked meanwhile: the
- * reads are not restarted after EINTR.
+ * held one (conn is closed). The reads block (and are restarted after
+ * EINTR): the caller starts it once conn is readable.
  */
 int http_exchange_start(struct http_exchange *x, int conn, size_t max_body);
 
