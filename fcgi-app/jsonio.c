@@ -687,7 +687,7 @@ char *
 jsonio_time(int64_t t, char buf[JSONIO_TIME_SIZE])
 {
 	int64_t days, secs, era, doe, yoe, doy, mp, y;
-	int f[6], i, w;
+	int f[7], i;
 	char *p = buf;
 
 	/* Out of the four-digit years (never for real timestamps): the epoch. */
@@ -709,16 +709,19 @@ jsonio_time(int64_t t, char buf[JSONIO_TIME_SIZE])
 	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
 	mp = (5 * doy + 2) / 153;
 	y = yoe + era * 400 + (mp >= 10);
-	f[0] = (int)y;
-	f[1] = (int)(mp < 10 ? mp + 3 : mp - 9);
-	f[2] = (int)(doy - (153 * mp + 2) / 5 + 1);
-	f[3] = (int)(secs / 3600);
-	f[4] = (int)(secs / 60 % 60);
-	f[5] = (int)(secs % 60);
-	for (i = 0; i < 6; i++) {
-		for (w = i == 0 ? 1000 : 10; w > 0; w /= 10)
-			*p++ = (char)('0' + f[i] / w % 10);
-		*p++ = "--T::Z"[i];
+	f[0] = (int)(y / 100);
+	f[1] = (int)(y % 100);
+	f[2] = (int)(mp < 10 ? mp + 3 : mp - 9);
+	f[3] = (int)(doy - (153 * mp + 2) / 5 + 1);
+	f[4] = (int)(secs / 3600);
+	f[5] = (int)(secs / 60 % 60);
+	f[6] = (int)(secs % 60);
+	/* Two digits at a time, by constants: no division by a variable. */
+	for (i = 0; i < 7; i++) {
+		*p++ = (char)('0' + f[i] / 10);
+		*p++ = (char)('0' + f[i] % 10);
+		if (i > 0)	/* the century runs into the year */
+			*p++ = "?--T::Z"[i];
 	}
 	*p = '\0';
 	return buf;

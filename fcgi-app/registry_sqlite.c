@@ -630,6 +630,17 @@ no_orphan_log(struct sqreg *r)
 static const char *
 log_vfs(void)
 {
+	static int configured;
+
+	/*
+	 * Before SQLite initializes (registering the VFS does): memory
+	 * statistics nobody reads would take a global mutex on every
+	 * allocation, a dozen times per read.
+	 */
+	if (!configured) {
+		(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+		configured = 1;
+	}
 	if (strcmp(SQ_XSTR(USERREG_SYNCHRONOUS), "FULL") != 0 ||
 	    sqlite_walbuf_register() != SQLITE_OK)
 		return NULL;
