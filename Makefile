@@ -134,7 +134,7 @@ sanitize: deps deps-clang
 
 # libFuzzer harnesses, each run FUZZ_SECONDS on a scratch copy of its seeds.
 FUZZ_SECONDS ?= 60
-FUZZERS := jsonio precond request config patch
+FUZZERS := jsonio precond request config patch fcgi
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(CPPFLAGS) $(PKG_CFLAGS) -Ifcgi-app
 $(BUILD)-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(APP_SRC)
