@@ -223,7 +223,7 @@ send_end_request(struct fcgi_conn *c, unsigned id, unsigned status)
  * Reads one length of a name-value pair at p[*at] (one byte, or four
  * with the top bit set), within n bytes. Returns 0, or -1 past the end.
  */
-static int
+static inline int
 pair_length(const unsigned char *p, size_t n, size_t *at, size_t *len)
 {
 	if (*at >= n)
@@ -241,7 +241,7 @@ pair_length(const unsigned char *p, size_t n, size_t *at, size_t *len)
 }
 
 /* The next pair of p's n bytes from *at: -1 when it runs past the end. */
-static int
+static inline int
 next_pair(const unsigned char *p, size_t n, size_t *at,
     const unsigned char **name, size_t *nlen, const unsigned char **value,
     size_t *vlen)

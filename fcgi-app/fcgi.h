@@ -41,8 +41,9 @@ struct fcgi_conn *fcgi_conn_new(void);
 void fcgi_conn_free(struct fcgi_conn *c);
 
 /*
- * Takes the connected socket fd (blocking) and reads records until a
- * responder request's params are complete. Returns 1 with the request
+ * Takes the connected socket fd (blocking; a socket c still held is
+ * closed first) and reads records until a responder request's params
+ * are complete. Returns 1 with the request
  * open; 0 when the front server closed the connection, broke the
  * protocol or sent too many params: fd is closed then. Reads are
  * restarted after EINTR.

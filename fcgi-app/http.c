@@ -403,31 +403,45 @@ static const struct {
 
 extern char **environ;
 
+/* The longest name above. */
+#define PARAM_NAME_MAX (sizeof("HTTP_IDEMPOTENCY_KEY") - 1)
+
 /*
  * Finds every parameter a request is read from in one pass over the
  * "NAME=value" list (the FastCGI params or the CGI environment); the
- * first occurrence of a name wins, absent ones stay NULL.
+ * first occurrence of a name wins, absent ones stay NULL. A request
+ * carries some twenty names: each is compared only with those of its
+ * length.
  */
 static void
 io_params(const struct http_io *io, const char *v[P__MAX])
 {
+	static unsigned by_len[PARAM_NAME_MAX + 1];	/* bit i: params[i] */
 	char **env = io->fc != NULL ? fcgi_params(io->fc) : environ;
 	const char *e, *eq;
+	unsigned left, found = 0;
 	size_t i, n;
 
+	_Static_assert(P__MAX <= 32, "by_len holds a bit per parameter");
+	if (by_len[params[0].len] == 0)
+		for (i = 0; i < P__MAX; i++)
+			if (params[i].len <= PARAM_NAME_MAX)
+				by_len[params[i].len] |= 1u << i;
 	for (i = 0; i < P__MAX; i++)
 		v[i] = NULL;
 	for (; env != NULL && *env != NULL; env++) {
 		e = *env;
-		if ((eq = strchr(e, '=')) == NULL)
+		if ((eq = strchr(e, '=')) == NULL ||
+		    (n = (size_t)(eq - e)) > PARAM_NAME_MAX)
 			continue;
-		n = (size_t)(eq - e);
-		for (i = 0; i < P__MAX; i++)
-			if (v[i] == NULL && params[i].len == n &&
-			    memcmp(params[i].name, e, n) == 0) {
+		for (left = by_len[n] & ~found; left != 0; left &= left - 1) {
+			i = (size_t)__builtin_ctz(left);
+			if (memcmp(params[i].name, e, n) == 0) {
 				v[i] = eq + 1;
+				found |= 1u << i;
 				break;
 			}
+		}
 	}
 }
 
