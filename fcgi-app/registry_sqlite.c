@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_readcache.h"
 #include "sqlite_walbuf.h"
 
 /* PRAGMA user_version of the schema below. */
@@ -193,6 +194,7 @@ struct sqreg {
 	int wal_pages;			/* log size after the last commit */
 	struct timespec busy_start;	/* of the lock wait under way */
 	struct file_id side[2];		/* the -wal and -shm it opened */
+	struct sqlite_readcache *cache;	/* of reads outside transactions */
 };
 
 static const struct registry_ops sqlite_ops;
@@ -597,6 +599,8 @@ close_db(struct sqreg *r)
 		sqlite3_finalize(r->st[i]);
 		r->st[i] = NULL;
 	}
+	/* Its slots and its view of the -shm go with the handle. */
+	sqlite_readcache_forget(r->cache);
 	/* Rolls back an open transaction. */
 	sqlite3_close_v2(r->db);
 	r->db = NULL;
@@ -724,6 +728,7 @@ static void
 sq_close(struct registry *reg)
 {
 	close_db(sq(reg));
+	sqlite_readcache_free(sq(reg)->cache);
 	reg_free(reg);
 }
 
@@ -920,11 +925,16 @@ static enum reg_err
 sq_get(struct registry *reg, const char *key, struct user *out)
 {
 	struct sqreg *r = sq(reg);
-	sqlite3_stmt *st = stmt(r, ST_GET);
+	sqlite3_stmt *st;
 	enum reg_err rc;
-	int src;
+	int src, cached;
 
-	if (st == NULL)
+	/* Outside a transaction a read sees the last commit: cacheable. */
+	cached = r->db != NULL && sqlite3_get_autocommit(r->db) &&
+	    (r->cache != NULL || (r->cache = sqlite_readcache_new()) != NULL);
+	if (cached && sqlite_readcache_get(r->cache, r->db, key, out))
+		return REG_OK;
+	if ((st = stmt(r, ST_GET)) == NULL)
 		return no_stmt(r);
 	if ((src = bind_text(st, 1, key, 0)) != SQLITE_OK) {
 		rc = fail(r, src);
@@ -939,6 +949,8 @@ sq_get(struct registry *reg, const char *key, struct user *out)
 		rc = fail(r, src);
 out:
 	done(r, ST_GET);
+	if (cached && rc == REG_OK)
+		sqlite_readcache_put(r->cache, r->db, key, out);
 	return rc;
 }
 
