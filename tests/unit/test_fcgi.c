@@ -282,6 +282,7 @@ Test(fcgi, reads_a_request_that_comes_a_byte_at_a_time)
 
 	request(&s, 300, 0, "0123456789");
 	if ((pid = fork()) == 0) {
+		close(sv[0]);
 		for (i = 0; i < s.len; i++) {
 			if (write(sv[1], s.b + i, 1) != 1)
 				_exit(1);
@@ -579,7 +580,8 @@ Test(fcgi, a_lingering_close_ends_when_the_front_closes)
 	if ((pid = fork()) == 0) {
 		char b[64];
 
-		/* Sends a little more, then closes once the answer's side is shut. */
+		/* Sends more, and closes once the other side shut down. */
+		close(sv[0]);
 		if (write(sv[1], "late bytes", 10) != 10)
 			_exit(1);
 		while (read(sv[1], b, sizeof(b)) > 0)
@@ -687,6 +689,8 @@ ParameterizedTest(struct bad_case *c, fcgi, gives_up_on_a_broken_stream)
 	if (c->kind == PARAMS_TOO_MANY) {
 		/* A writer of its own: more than one socket buffer's worth. */
 		if ((pid = fork()) == 0) {
+			/* Its copy of the reader would block its writes. */
+			close(sv[0]);
 			signal(SIGPIPE, SIG_IGN);
 			for (i = 0; i <= FCGI_PARAMS_MAX / sizeof(big) + 1;
 			    i++) {
