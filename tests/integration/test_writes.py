@@ -847,6 +847,44 @@ def test_lost_update_body_version(srv):
     lost_update_test(srv, "version")
 
 
+# Read-after-write: clients, each with a user of its own, write it this
+# many times and after each write GET it this many times.
+RAW_CLIENTS = 8
+RAW_WRITES = 25
+RAW_READS = 4
+
+
+def test_every_read_after_an_acknowledged_write_sees_it(srv):
+    """Each client PATCHes a user of its own, and after every acknowledged
+    write GETs it RAW_READS times, each on a connection of its own (so the
+    reads reach every worker, whatever users each keeps from its earlier
+    reads) and with If-None-Match of the previous version: every answer is
+    the written version, never an older one, and never a 304 for it."""
+    def client(i):
+        name = srv.unique("raw")
+        state = srv.create(name, display_name="0").json()
+        for k in range(RAW_WRITES):
+            before = state["version"]
+            r = srv.patch(upath(name), {"display_name": str(k + 1)},
+                          headers={"If-Match": tag(before)}, timeout=30)
+            state = srv.representation(r, display_name=str(k + 1))
+            for n in range(RAW_READS):
+                g = srv.get(upath(name), headers={"If-None-Match": tag(before)},
+                            timeout=30)
+                assert g.status == 200, "client %d write %d read %d: %s" % (
+                    i, k, n, g.describe())
+                u = g.json()
+                assert u["version"] == state["version"] and \
+                    u["display_name"] == str(k + 1), \
+                    "client %d read %d after write %d saw version %s (%s), wrote %s" % (
+                        i, n, k, u["version"], u.get("display_name"), state["version"])
+        return True
+
+    results = srv.concurrently(client, RAW_CLIENTS, timeout=120)
+    errors = [r for r in results if r is not True]
+    assert not errors, "%d clients failed, e.g. %r" % (len(errors), errors[0])
+
+
 def one_winner(srv, results, win_status, lose_status, lose_slug, label):
     """Exactly one win_status; every other answer lose_status/lose_slug;
     returns (winner Response, list of loser problems)."""
