@@ -46,16 +46,34 @@ zombie), ppid, pgrp (process group) and session, as ints but state."""
 
 # ------------------------------------------------------------- /proc
 
-def stat(pid):
-    """The Stat of pid, or None if it is gone."""
+def _stat_fields(pid):
+    """(comm, [the fields after it]) of /proc/PID/stat, or None."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
             data = f.read().decode("ascii", "replace")
     except OSError:
         return None
     # pid (comm) state ppid pgrp session ...: comm may hold spaces and ")".
-    rest = data[data.rfind(")") + 2:].split()
+    return (data[data.find("(") + 1:data.rfind(")")],
+            data[data.rfind(")") + 2:].split())
+
+
+def stat(pid):
+    """The Stat of pid, or None if it is gone."""
+    got = _stat_fields(pid)
+    if got is None:
+        return None
+    rest = got[1]
     return Stat(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
+
+
+def cpu_time(pid):
+    """(comm, user + system CPU seconds) of pid, or None if it is gone."""
+    got = _stat_fields(pid)
+    if got is None:
+        return None
+    comm, rest = got
+    return comm, (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def running(pid):
