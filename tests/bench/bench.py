@@ -1462,15 +1462,13 @@ def md_rows(ctx, b):
          "| row | conns | req/s | p50 | p99 | of trivial | of durable "
          "| answers |",
          "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for key, title, kind, _ in ROWS:
-        for c in CONNECTIONS:
-            res = b["rows"][(key, c)]
-            rd = fmt_ratio(paired_ratio(res, "durable")) \
-                if kind == "write" else ""
-            L.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
-                title, c, rate(res), us(res.get("p50_us")),
-                us(res.get("p99_us")), fmt_ratio(paired_ratio(res)), rd,
-                answers(res)))
+    for title, kind, c, res in row_results(b):
+        rd = fmt_ratio(paired_ratio(res, "durable")) \
+            if kind == "write" else ""
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            title, c, rate(res), us(res.get("p50_us")),
+            us(res.get("p99_us")), fmt_ratio(paired_ratio(res)), rd,
+            answers(res)))
     L += ["", "Reads stand beside the trivial responder's GET, writes "
           "beside the trivial and the durable responder's POST, at the "
           "same number of connections. The rows ran on a registry loaded "
@@ -1479,6 +1477,14 @@ def md_rows(ctx, b):
               ctx.users.get((name, "rows"), 0),
               ctx.users.get((name, "delete"), 0))]
     return L
+
+
+def row_results(b):
+    """(title, kind, conns, figures) of each of backend b's rows, in the
+    order of ROWS, each at every number of connections."""
+    for key, title, kind, _ in ROWS:
+        for c in CONNECTIONS:
+            yield title, kind, c, b["rows"][(key, c)]
 
 
 def fmt_cell(figures, key, fmt, scale=1):
@@ -1494,18 +1500,16 @@ def md_registry(b):
          "| row | conns | p50 | read snapshots | read | write transactions "
          "| write | of it, commit | writes per commit |",
          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for key, title, _, _ in ROWS:
-        for c in CONNECTIONS:
-            res = b["rows"][(key, c)]
-            reg = res.get("registry") or {}
-            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-                title, c, us(res.get("p50_us")),
-                cell(reg, "reads_per_request", "%.2f"),
-                cell(reg, "read_us", "%.0f us"),
-                cell(reg, "writes_per_request", "%.2f"),
-                cell(reg, "write_us", "%.0f us"),
-                cell(reg, "commit_us", "%.0f us"),
-                cell(reg, "batch", "%.1f")))
+    for title, _, c, res in row_results(b):
+        reg = res.get("registry") or {}
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            title, c, us(res.get("p50_us")),
+            cell(reg, "reads_per_request", "%.2f"),
+            cell(reg, "read_us", "%.0f us"),
+            cell(reg, "writes_per_request", "%.2f"),
+            cell(reg, "write_us", "%.0f us"),
+            cell(reg, "commit_us", "%.0f us"),
+            cell(reg, "batch", "%.1f")))
     L += ["", "Medians over the rounds of what the pool's /metrics counted "
           "during each row's load: read snapshots and write transactions "
           "per request, their mean time (a write transaction's includes "
@@ -1529,20 +1533,18 @@ def md_cpu(b):
          "| trivial's total | CPU ratio | req/s ratio | machine busy "
          "| stolen |",
          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for key, title, _, _ in ROWS:
-        for c in CONNECTIONS:
-            res = b["rows"][(key, c)]
-            cpu = res.get("cpu_us") or {}
-            triv = (res.get("trivial") or {}).get("cpu_us") or {}
-            bound = (triv["total"] / cpu["total"]
-                     if cpu.get("total") and triv.get("total") else None)
-            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s "
-                     "| %s | %s |" % (
-                         title, c, cell(cpu, "wrk"), cell(cpu, "nginx"),
-                         cell(cpu, "workers"), cell(cpu, "writer"),
-                         cell(cpu, "total"), cell(triv, "total"),
-                         fmt_ratio(bound), fmt_ratio(paired_ratio(res)),
-                         share(cpu, "busy"), share(cpu, "steal")))
+    for title, _, c, res in row_results(b):
+        cpu = res.get("cpu_us") or {}
+        triv = (res.get("trivial") or {}).get("cpu_us") or {}
+        bound = (triv["total"] / cpu["total"]
+                 if cpu.get("total") and triv.get("total") else None)
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s "
+                 "| %s | %s |" % (
+                     title, c, cell(cpu, "wrk"), cell(cpu, "nginx"),
+                     cell(cpu, "workers"), cell(cpu, "writer"),
+                     cell(cpu, "total"), cell(triv, "total"),
+                     fmt_ratio(bound), fmt_ratio(paired_ratio(res)),
+                     share(cpu, "busy"), share(cpu, "steal")))
     L += ["", "Microseconds of CPU (user and system) per request, medians "
           "over the rounds: wrk from its own resource usage, nginx and the "
           "FastCGI side from /proc of their process trees (the pool's "
