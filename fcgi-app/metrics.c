@@ -116,7 +116,8 @@ enum slot_word {
 	W_REPLAYS = W_UNAVAILABLE + 1,
 	W_RESTARTS = W_REPLAYS + 1,
 	W_BATCH = W_RESTARTS + METRICS_ROLE_MASTER,
-	SLOT_WORDS = W_BATCH + BATCH_HIST
+	W_IN_FLIGHT = W_BATCH + BATCH_HIST,	/* a gauge, not a counter */
+	SLOT_WORDS = W_IN_FLIGHT + 1
 };
 
 /*
@@ -368,6 +369,31 @@ metrics_restart(enum metrics_role role)
 }
 
 void
+metrics_in_flight(unsigned requests)
+{
+	atomic_store_explicit(&self[W_IN_FLIGHT], requests,
+	    memory_order_relaxed);
+}
+
+unsigned long
+metrics_pool_in_flight(void)
+{
+	const atomic_ullong *s;
+	unsigned long n = 0;
+	int i;
+
+	if (pool == NULL)
+		return (unsigned long)atomic_load_explicit(&self[W_IN_FLIGHT],
+		    memory_order_relaxed);
+	for (i = 0; i < pool_workers; i++) {
+		s = pool + (size_t)i * SLOT_STRIDE;
+		n += (unsigned long)atomic_load_explicit(&s[W_IN_FLIGHT],
+		    memory_order_relaxed);
+	}
+	return n;
+}
+
+void
 metrics_batch(size_t operations)
 {
 	size_t i = 0;
@@ -589,6 +615,10 @@ render_pool(struct buf *b, const uint64_t *t)
 	    "userreg_writer_batch_operations_count %llu\n",
 	    (unsigned long long)n, (unsigned long long)h[BATCH_BUCKETS + 1],
 	    (unsigned long long)n);
+	family(b, "userreg_requests_in_flight", "gauge",
+	    "Requests the workers have read and not yet answered.");
+	buf_printf(b, "userreg_requests_in_flight %llu\n",
+	    (unsigned long long)t[W_IN_FLIGHT]);
 }
 
 static void

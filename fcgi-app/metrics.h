@@ -170,6 +170,21 @@ void metrics_replay(void);
 void metrics_restart(enum metrics_role role);
 
 /*
+ * In a worker: the requests it has read and not yet answered, now (a
+ * gauge: stored, not added; a worker started again in a slot stores its
+ * own count before its first request).
+ */
+void metrics_in_flight(unsigned requests);
+
+/*
+ * The requests every worker of the pool holds now, the sum of their
+ * metrics_in_flight() (this process's own without a pool). Besides
+ * /metrics, the write path reads it to tell a pool with nothing else to
+ * do, where a write is fastest committed by its own worker (users.c).
+ */
+unsigned long metrics_pool_in_flight(void);
+
+/*
  * In the writer: counts one group-commit batch of operations writes
  * (userreg_writer_batch_operations: its _count is the number of batches,
  * its _sum the number of writes).

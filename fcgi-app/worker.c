@@ -193,10 +193,15 @@ finish(struct loop *l, struct slot *s)
 
 	conclude(l->w, http_exchange_request(s->x), http_exchange_response(
 	    s->x), &s->t0);
+	/*
+	 * Out of the gauge before the answer leaves: a client's next request
+	 * must not find this one still counted (users.c pool_idle()).
+	 */
+	l->busy--;
+	metrics_in_flight((unsigned)l->busy);
 	/* A client that went away is its own loss, not the worker's. */
 	(void)http_exchange_finish(s->x);
 	s->busy = 0;
-	l->busy--;
 	if ((kept = http_exchange_kept_connection(s->x)) >= 0)
 		await_request(l, kept, 1);
 }
@@ -235,6 +240,7 @@ take(struct loop *l, struct slot *s)
 	clock_gettime(CLOCK_MONOTONIC, &s->t0);
 	s->busy = 1;
 	l->busy++;
+	metrics_in_flight((unsigned)l->busy);
 	w->ctx.pending_tag = s;
 	dispatch(w, req, resp, metrics_route_of(w->cfg->base_path,
 	    req->path));
@@ -609,6 +615,8 @@ worker_main(const struct worker_opts *o)
 	w.vetted = o->vetted;
 	l.w = &w;
 	l.wfd_armed = -1;
+	/* A predecessor killed in this slot may have left its count. */
+	metrics_in_flight(0);
 	/* In a pool a replaced file restarts every process; see registry.h. */
 	w.open_flags = o->in_pool ? REG_OPEN_NO_REOPEN : 0;
 	if (http_listener_ready(o->listen_fd) != 0) {

@@ -438,6 +438,7 @@ Test(metrics_render, an_empty_exposition_has_every_family)
 		"userreg_idempotent_replays_total counter",
 		"userreg_process_restarts_total counter",
 		"userreg_writer_batch_operations histogram",
+		"userreg_requests_in_flight gauge",
 		"userreg_users gauge",
 		"userreg_registry_revision gauge",
 		"userreg_build_info gauge",
@@ -996,6 +997,55 @@ Test(metrics_pool, a_restarted_process_continues_its_slot)
 	cr_assert(has_line(text, "userreg_http_request_duration_seconds_count"
 	    "{route=\"user\"} 5"));
 	free(text);
+}
+
+/* Worker i leaves i + 1 requests in flight. */
+static int
+in_flight_job(int i)
+{
+	if (metrics_attach(METRICS_ROLE_WORKER, i) != 0)
+		return 1;
+	metrics_in_flight((unsigned)i + 1);
+	return 0;
+}
+
+/* A worker started again in slot i, before its first request. */
+static int
+restarted_idle_job(int i)
+{
+	if (metrics_attach(METRICS_ROLE_WORKER, i) != 0)
+		return 1;
+	metrics_in_flight(0);
+	return 0;
+}
+
+Test(metrics_pool, requests_in_flight_is_the_sum_of_the_workers_gauges)
+{
+	char *text;
+	int i;
+
+	cr_assert(eq(int, metrics_init_pool(3), 0));
+	cr_assert(eq(ulong, metrics_pool_in_flight(), 0));
+	for (i = 0; i < 3; i++)
+		wait_ok(spawn(in_flight_job, i));
+	cr_assert(eq(ulong, metrics_pool_in_flight(), 6));
+	text = render();
+	cr_assert(has_line(text, "userreg_requests_in_flight 6"), "%s", text);
+	free(text);
+	/* A gauge, unlike the counters, starts again from the new count. */
+	wait_ok(spawn(restarted_idle_job, 2));
+	cr_assert(eq(ulong, metrics_pool_in_flight(), 3));
+	text = render();
+	cr_assert(has_line(text, "userreg_requests_in_flight 3"), "%s", text);
+	free(text);
+}
+
+Test(metrics_scope, without_a_pool_requests_in_flight_are_this_process_s)
+{
+	metrics_in_flight(2);
+	cr_assert(eq(ulong, metrics_pool_in_flight(), 2));
+	metrics_in_flight(0);
+	cr_assert(eq(ulong, metrics_pool_in_flight(), 0));
 }
 
 /* Worker i answers LOAD_REQUESTS requests as fast as it can. */
