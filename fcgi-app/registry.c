@@ -378,6 +378,17 @@ registry_begin(struct registry *reg)
 }
 
 enum reg_err
+registry_try_begin(struct registry *reg)
+{
+	enum reg_err rc;
+
+	reg->no_wait = 1;
+	rc = begin(reg, REG_TXN_WRITE);
+	reg->no_wait = 0;
+	return rc;
+}
+
+enum reg_err
 registry_begin_read(struct registry *reg)
 {
 	return begin(reg, REG_TXN_READ);

@@ -127,6 +127,14 @@ enum reg_err registry_maintain(struct registry *reg);
 enum reg_err registry_begin(struct registry *reg);
 
 /*
+ * registry_begin() without waiting: REG_BUSY at once when another
+ * process holds the write lock, for a caller that has a better place to
+ * send its write (a worker whose pool's writer is busy). PostgreSQL
+ * takes no lock when a transaction begins: there it is registry_begin().
+ */
+enum reg_err registry_try_begin(struct registry *reg);
+
+/*
  * Starts a read transaction: every read until registry_commit() or
  * registry_rollback() sees one committed (hence durable) state, and no
  * lock is taken. Writes inside it are refused.

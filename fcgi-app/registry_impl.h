@@ -120,6 +120,7 @@ struct registry {
 	struct reg_meta saved[REG_SAVEPOINTS_MAX];	/* at each savepoint */
 	int nsaved;
 	char errmsg[REG_ERRMSG_SIZE];	/* last failure, for registry_errmsg */
+	int no_wait;			/* registry_try_begin() under way */
 	double lock_wait_seconds;	/* waited for locks, in total */
 	uint64_t lock_waits;		/* how many waits */
 };

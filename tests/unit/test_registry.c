@@ -855,6 +855,39 @@ Test(registry, busy_wait_honours_busy_timeout_and_is_counted)
 	cr_assert(eq(u64, waits, 0));
 }
 
+Test(registry, try_begin_gives_up_at_once_while_another_writes)
+{
+	struct user u, got;
+	int64_t t0;
+	double seconds = -1;
+	uint64_t waits = 99;
+	sqlite3 *lock;
+	long long ms;
+
+	registry_close(reg);
+	reg = open_reg(dbpath, 300, 0);
+	lock = raw_lock(dbpath, "BEGIN IMMEDIATE");
+	t0 = support_mono_ms();
+	cr_assert(eq(int, registry_try_begin(reg), REG_BUSY));
+	ms = support_mono_ms() - t0;
+	/* Well under busy_timeout: no retry was slept. */
+	cr_assert(lt(llong, ms, 150), "gave up after %lld ms", ms);
+	registry_lock_waits(reg, &seconds, &waits);
+	cr_assert(eq(u64, waits, 0));
+	/* The handle keeps waiting as configured afterwards. */
+	t0 = support_mono_ms();
+	cr_assert(eq(int, registry_begin(reg), REG_BUSY));
+	ms = support_mono_ms() - t0;
+	cr_assert(ge(llong, ms, 300), "gave up after %lld ms", ms);
+	raw_unlock(lock);
+	/* Free, it is a write transaction like registry_begin()'s. */
+	mkuser(&u, "alice", "", "", "");
+	cr_assert(eq(int, registry_try_begin(reg), REG_OK));
+	cr_assert(eq(int, registry_insert(reg, &u), REG_OK));
+	cr_assert(eq(int, registry_commit(reg), REG_OK));
+	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
+}
+
 Test(registry, version_2_file_loses_its_count_triggers_and_keeps_its_count)
 {
 	struct user u;
