@@ -191,6 +191,18 @@ users_get(struct users_ctx *ctx, const struct http_request *req,
 }
 
 /*
+ * A pool's worker holding the only request in the pool commits a write
+ * itself: the writer would have no batch to share its sync with, and the
+ * hand-off there and back (two idle processes woken) costs more than the
+ * transaction. Whenever another request is in flight, the writer batches.
+ */
+static int
+pool_idle(const struct users_ctx *ctx)
+{
+	return ctx->writer != NULL && metrics_pool_in_flight() <= 1;
+}
+
+/*
  * Runs a write whose steps 1-3 passed. First against a read snapshot,
  * without the write lock: whatever it answers without writing (409
  * user-exists, 412, 404, 422, a replay...) was true in one committed,
@@ -205,6 +217,9 @@ run_write(struct users_ctx *ctx, enum write_kind kind, const char *name,
 	enum reg_err rc;
 	int needs_write = 0;
 
+	if (pool_idle(ctx) && write_try_locally(ctx, kind, name, req,
+	    resp) == 0)
+		return;
 	if ((rc = registry_begin_read(ctx->reg)) == REG_OK) {
 		rc = write_apply(ctx, kind, name, req, resp, 1, &needs_write);
 		registry_rollback(ctx->reg);

@@ -322,15 +322,23 @@ write_apply(struct users_ctx *ctx, enum write_kind kind, const char *name,
 	return apply_change(ctx, kind, name, req, resp, dry, needs_write);
 }
 
-void
-write_run_locally(struct users_ctx *ctx, enum write_kind kind,
+/*
+ * Applies the write in a transaction of its own and commits it, or
+ * answers why not; without wait, returns -1 having done nothing when the
+ * write lock is taken.
+ */
+static int
+run_in_own_transaction(struct users_ctx *ctx, enum write_kind kind,
     const char *name, const struct http_request *req,
-    struct http_response *resp)
+    struct http_response *resp, int wait)
 {
 	enum reg_err rc;
 	int needs_write;
 
-	if ((rc = registry_begin(ctx->reg)) == REG_OK) {
+	rc = wait ? registry_begin(ctx->reg) : registry_try_begin(ctx->reg);
+	if (rc == REG_BUSY && !wait)
+		return -1;
+	if (rc == REG_OK) {
 		rc = write_apply(ctx, kind, name, req, resp, 0, &needs_write);
 		if (rc == REG_OK && resp->status < 500)
 			rc = registry_commit(ctx->reg);
@@ -339,4 +347,21 @@ write_run_locally(struct users_ctx *ctx, enum write_kind kind,
 	}
 	if (rc != REG_OK)
 		answer_registry_error(ctx, req, resp, rc);
+	return 0;
+}
+
+void
+write_run_locally(struct users_ctx *ctx, enum write_kind kind,
+    const char *name, const struct http_request *req,
+    struct http_response *resp)
+{
+	(void)run_in_own_transaction(ctx, kind, name, req, resp, 1);
+}
+
+int
+write_try_locally(struct users_ctx *ctx, enum write_kind kind,
+    const char *name, const struct http_request *req,
+    struct http_response *resp)
+{
+	return run_in_own_transaction(ctx, kind, name, req, resp, 0);
 }

@@ -61,4 +61,13 @@ void write_run_locally(struct users_ctx *ctx, enum write_kind kind,
     const char *name, const struct http_request *req,
     struct http_response *resp);
 
+/*
+ * write_run_locally() if the write lock is free now: returns 0 with resp
+ * answered, or -1 with nothing done when another process holds the lock
+ * (the caller sends the write elsewhere: to the pool's writer).
+ */
+int write_try_locally(struct users_ctx *ctx, enum write_kind kind,
+    const char *name, const struct http_request *req,
+    struct http_response *resp);
+
 #endif

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -396,7 +397,8 @@ def test_promtool_accepts_the_exposition(srv):
                 "userreg_registry_operation_duration_seconds_count",
                 "userreg_registry_lock_wait_seconds_sum", "userreg_idempotent_replays_total",
                 "userreg_process_restarts_total", "userreg_writer_batch_operations_count",
-                "userreg_users", "userreg_registry_revision", "userreg_build_info",
+                "userreg_requests_in_flight", "userreg_users", "userreg_registry_revision",
+                "userreg_build_info",
                 "userreg_metrics_scope", "userreg_pool_workers"):
         assert fam in names, "no %s in %s" % (fam, sorted(names))
     assert s[("userreg_metrics_scope", (("scope", "pool"),))] == 1
@@ -447,6 +449,71 @@ def test_sigkill_of_a_worker_counts_a_restart_and_no_counter_goes_down(rigs, pro
     # The counters after the restart went on from where they were.
     k201 = ("userreg_http_requests_total", (("code", "201"), ("method", "POST"), ("route", "users")))
     assert after[k201] - before[k201] == 20, (before[k201], after[k201])
+
+
+BATCHES = ("userreg_writer_batch_operations_count", ())
+BATCHED = ("userreg_writer_batch_operations_sum", ())
+SINGLES = ("userreg_writer_batch_operations_bucket", (("le", "1"),))
+IN_FLIGHT = ("userreg_requests_in_flight", ())
+
+
+def test_lone_writes_commit_in_their_worker_and_concurrent_ones_batch(rigs):
+    """One write at a time in the pool is committed by its own worker (no
+    writer batch counted) and is durable and seen at once; writes sent
+    together go through the writer and share batches; the in-flight gauge
+    counts the scrape itself and nothing left over."""
+    rig = rigs()
+    srv = rig.srv
+    before = scrape(srv)
+    assert before[IN_FLIGHT] == 1, before[IN_FLIGHT]
+    lone = [srv.create() for _ in range(30)]
+    for r in lone:
+        g = srv.get("users/" + r.json()["username"])
+        assert g.status == 200 and g.body == r.body, g.describe()
+    after_lone = scrape(srv)
+    assert after_lone[BATCHES] == before[BATCHES], \
+        "lone writes went through the writer: %d batches" % (after_lone[BATCHES] - before[BATCHES])
+    assert after_lone[IN_FLIGHT] == 1, after_lone[IN_FLIGHT]
+
+    names = [srv.unique("together") for _ in range(64)]
+    res = srv.concurrently(lambda i: srv.post("users", {"username": names[i]}), len(names),
+                           timeout=60)
+    for r in res:
+        assert not isinstance(r, BaseException), r
+        assert r.status == 201, r.describe()
+    after = scrape(srv)
+    batches = after[BATCHES] - after_lone[BATCHES]
+    batched = after[BATCHED] - after_lone[BATCHED]
+    singles = after[SINGLES] - after_lone[SINGLES]
+    assert batches >= 1 and batched >= 2, (batches, batched)
+    assert singles < batches, "64 writes at once and no batch of two: %d batches" % batches
+    assert after[IN_FLIGHT] == 1, after[IN_FLIGHT]
+    for name in names:
+        assert srv.get("users/" + name).status == 200, name
+    fk.check_registry(rig.registry, creates_only=True)
+
+
+def test_a_lone_write_under_another_s_lock_waits_in_the_writer(rigs):
+    """A lone write that finds another process holding the write lock is
+    not refused at once: it goes to the writer, which waits for the lock
+    as busy_timeout_ms allows, and commits it when the lock is released."""
+    rig = rigs()
+    srv = rig.srv
+    srv.create()
+    before = scrape(srv)
+    name = srv.unique("waited")
+    got = []
+    with fk.SqliteLock(rig.registry):
+        t = threading.Thread(target=lambda: got.append(srv.post("users", {"username": name})),
+                             daemon=True)
+        t.start()
+        t.join(0.5)
+        assert not got, "answered under another's write lock: " + got[0].describe()
+    t.join(10)
+    assert got and got[0].status == 201, got[0].describe() if got else "no answer"
+    assert srv.get("users/" + name).status == 200
+    after = scrape(srv)
+    assert after[BATCHES] - before[BATCHES] == 1, (before[BATCHES], after[BATCHES])
 
 
 def test_metrics_off_is_a_404_problem(srv):
