@@ -108,6 +108,10 @@ EOF
 wait "$nginx_pid"
 rc=$?
 nginx_pid=""
+# nginx ends with status 0 only when told to stop. Ctrl-C reaches it as
+# well as this shell, and it may be gone before the trap above runs: the
+# same stop, not a failure.
+[ "$rc" -eq 0 ] && stop 0
 echo "run-local.sh: nginx exited with status $rc" >&2
 tail -n 5 var/nginx/error.log >&2
 stop 1
