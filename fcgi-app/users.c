@@ -203,12 +203,13 @@ pool_idle(const struct users_ctx *ctx)
 }
 
 /*
- * Runs a write whose steps 1-3 passed. First against a read snapshot,
- * without the write lock: whatever it answers without writing (409
- * user-exists, 412, 404, 422, a replay...) was true in one committed,
- * durable state and is final. Only a write that would change something
- * goes on, to the pool's writer or into a transaction of our own, where
- * every check runs again under the lock.
+ * Runs a write whose steps 1-3 passed. Alone in the pool, in a
+ * transaction of its own when the write lock is free. Otherwise first
+ * against a read snapshot, without the write lock: whatever it answers
+ * without writing (409 user-exists, 412, 404, 422, a replay...) was true
+ * in one committed, durable state and is final. Only a write that would
+ * change something goes on, to the pool's writer or into a transaction
+ * of our own, where every check runs again under the lock.
  */
 static void
 run_write(struct users_ctx *ctx, enum write_kind kind, const char *name,
