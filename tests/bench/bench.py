@@ -109,8 +109,8 @@ CEILINGS = (
 CEILING = {key: (who, method) for key, who, method in CEILINGS}
 RESPONDERS = ("trivial", "durable", "relayed")
 # The relayed responder stands beside the create at 1 connection only:
-# it prices the hand-off to a writer process, part of what the create
-# latency target has to pay (see md_create_parts()).
+# it prices the hand-off to a writer process, which a create alone in
+# the pool is spared (see md_create_parts()).
 RELAYED_ROW = ("post", 1)
 
 
@@ -835,7 +835,8 @@ def registry_times(port):
 def registry_delta(before, after, requests):
     """Where a load's requests spent their registry time (see
     md_registry): mean microseconds of each read snapshot, write
-    transaction and commit, and the mean writes per commit."""
+    transaction and commit, the mean writes per commit and the share of
+    requests the writer committed (the rest, their own workers)."""
     if not before or not after or not requests:
         return None
     out = {}
@@ -847,8 +848,10 @@ def registry_delta(before, after, requests):
                 out[what + "s_per_request"] = n / requests
     if "batch" in before and "batch" in after:
         n = after["batch"][1] - before["batch"][1]
+        ops = after["batch"][0] - before["batch"][0]
+        out["batched_per_request"] = ops / requests
         if n > 0:
-            out["batch"] = (after["batch"][0] - before["batch"][0]) / n
+            out["batch"] = ops / n
     return out
 
 
@@ -1242,19 +1245,20 @@ def create_latency(row):
 def create_parts(row):
     """What the POST create's p50 at 1 connection is made of, each a
     median over the rounds: the trivial, durable and relayed POST's p50,
-    the create's, and the registry's mean read snapshot, write
-    transaction and commit per create; None without them all."""
+    the create's, the registry's mean write transaction and commit per
+    create, and the share of creates the writer committed; None without
+    them all."""
     rounds = [] if "broken" in row else row.get("rounds", [])
     keys = ("trivial", "durable", "relayed")
+    regs = ("write_us", "commit_us", "batched_per_request")
     rounds = [r for r in rounds if all(k in r and "broken" not in r[k]
                                        for k in keys + ("row",))
-              and all(k in r.get("registry", {})
-                      for k in ("read_us", "write_us", "commit_us"))]
+              and all(k in (r.get("registry") or {}) for k in regs)]
     if not rounds:
         return None
     out = {k: statistics.median(r[k]["p50_us"] for r in rounds)
            for k in keys + ("row",)}
-    for k in ("read_us", "write_us", "commit_us"):
+    for k in regs:
         out[k] = statistics.median(r["registry"][k] for r in rounds)
     return out
 
@@ -1265,26 +1269,27 @@ def md_create_parts(row):
         return []
     fsync = max(0, p["durable"] - p["trivial"])
     handoff = p["relayed"] - p["durable"]
-    beyond = p["row"] - p["relayed"]
+    beyond = p["row"] - p["durable"]
     insert = p["write_us"] - p["commit_us"]
     return ["", "The POST create at 1 connection, taken apart (medians of "
             "the rounds): the trivial POST's p50 is %s and the durable's "
-            "%s, so one fdatasync is priced at %s; the relayed "
-            "responder, which hands each record to a writer process "
-            "that syncs it, answers in %s: the hand-off to a writer and "
-            "back costs %s. The bound allows %s beyond the fdatasync (0.3x "
-            "the trivial p50). The create's p50 is %s, %s beyond the "
-            "relayed responder's. Of the create, the registry's commit "
-            "takes %s (the durable responder's fdatasync: %s), its insert "
-            "(the write transaction less the commit) %s and the read "
-            "snapshot that answers a duplicate without the writer %s; "
-            "the rest is the request's parsing, checks and answer, and "
-            "the bigger answer through nginx." % (
+            "%s, so one fdatasync is priced at %s, and the bound allows %s "
+            "beyond it (0.3x the trivial p50). The create's p50 is %s, %s "
+            "beyond the durable responder's. Alone in the pool, a create "
+            "is committed by its own worker (the writer committed %.0f%% "
+            "of them): through the writer it would also pay the hand-off "
+            "there and back, which the relayed responder (each record "
+            "handed to a writer process that syncs it, %s) prices at %s. "
+            "Of the create, the registry's commit takes %s (the durable "
+            "responder's fdatasync: %s) and its insert (the write "
+            "transaction less the commit) %s; the rest is the request's "
+            "parsing, checks and answer, and the bigger answer through "
+            "nginx." % (
                 us(p["trivial"]), us(p["durable"]), us(fsync),
-                us(p["relayed"]), signed_us(handoff),
                 us(0.3 * p["trivial"]), us(p["row"]), signed_us(beyond),
-                us(p["commit_us"]), us(fsync), us(insert),
-                us(p["read_us"]))]
+                100 * p["batched_per_request"], us(p["relayed"]),
+                signed_us(handoff), us(p["commit_us"]), us(fsync),
+                us(insert))]
 
 
 def signed_us(v):
@@ -1498,24 +1503,27 @@ def md_registry(b):
     cell = fmt_cell
     L = ["## Registry time per request (%s)" % b["backend"], "",
          "| row | conns | p50 | read snapshots | read | write transactions "
-         "| write | of it, commit | writes per commit |",
-         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+         "| write | of it, commit | writes per commit | by the writer |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for title, _, c, res in row_results(b):
         reg = res.get("registry") or {}
-        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             title, c, us(res.get("p50_us")),
             cell(reg, "reads_per_request", "%.2f"),
             cell(reg, "read_us", "%.0f us"),
             cell(reg, "writes_per_request", "%.2f"),
             cell(reg, "write_us", "%.0f us"),
             cell(reg, "commit_us", "%.0f us"),
-            cell(reg, "batch", "%.1f")))
+            cell(reg, "batch", "%.1f"),
+            cell(reg, "batched_per_request", "%.0f%%", 100)))
     L += ["", "Medians over the rounds of what the pool's /metrics counted "
           "during each row's load: read snapshots and write transactions "
           "per request, their mean time (a write transaction's includes "
           "its commit, and the commit its fsync) and, with the group-"
-          "commit writer, the mean writes per commit. A write that "
-          "changes nothing ends in its worker's read snapshot."]
+          "commit writer, the mean writes per commit and the share of the "
+          "requests it committed: a write alone in the pool is committed "
+          "by its own worker. A write that changes nothing ends in its "
+          "worker's read snapshot."]
     return L
 
 
