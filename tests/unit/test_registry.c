@@ -888,6 +888,51 @@ Test(registry, try_begin_gives_up_at_once_while_another_writes)
 	cr_assert(eq(int, registry_get(reg, "alice", &got), REG_OK));
 }
 
+/* Bytes of the registry's main file (not its log). */
+static off_t
+db_file_size(void)
+{
+	struct stat st;
+
+	cr_assert(eq(int, stat(dbpath, &st), 0));
+	return st.st_size;
+}
+
+/* Adds about pages pages of log, from a connection that never checkpoints. */
+static void
+pad_log(int pages)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = 0;"
+	    "CREATE TABLE IF NOT EXISTS pad (b BLOB);"
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+	    " WHERE i < %d) INSERT INTO pad SELECT randomblob(3500) FROM n;",
+	    pages);
+	raw_exec(sql);
+}
+
+Test(registry, maintain_checkpoints_only_a_log_of_4000_pages_or_more)
+{
+	off_t before;
+
+	registry_close(reg);
+	reg = open_reg(dbpath, 2000, REG_OPEN_NO_AUTOCHECKPOINT);
+	cr_assert(eq(int, registry_maintain(reg), REG_OK));
+	before = db_file_size();
+	/* 2000 pages: a checkpoint would copy them into the file. */
+	pad_log(2000);
+	cr_assert(eq(int, add("alice", "", ""), REG_OK));
+	cr_assert(eq(int, registry_maintain(reg), REG_OK));
+	cr_assert(eq(i64, (int64_t)db_file_size(), (int64_t)before));
+	pad_log(2100);
+	cr_assert(eq(int, add("bob", "", ""), REG_OK));
+	cr_assert(eq(int, registry_maintain(reg), REG_OK));
+	cr_assert(gt(i64, (int64_t)db_file_size(),
+	    (int64_t)before + 4000 * 4096), "%lld bytes",
+	    (long long)db_file_size());
+}
+
 Test(registry, version_2_file_loses_its_count_triggers_and_keeps_its_count)
 {
 	struct user u;
