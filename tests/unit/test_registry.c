@@ -822,23 +822,40 @@ Test(registry, backup_refuses_an_existing_destination)
 
 /* Lock waits */
 
+/* Opens reg again with busy_ms and has another connection take the lock. */
+static sqlite3 *
+reopen_under_lock(int busy_ms)
+{
+	double seconds = -1;
+	uint64_t waits = 99;
+
+	registry_close(reg);
+	reg = open_reg(dbpath, busy_ms, 0);
+	registry_lock_waits(reg, &seconds, &waits);
+	cr_assert(eq(u64, waits, 0));
+	cr_assert(eq(dbl, seconds, 0.0));
+	return raw_lock(dbpath, "BEGIN IMMEDIATE");
+}
+
+/* Milliseconds begin(reg) took to answer want. */
+static long long
+timed_begin(enum reg_err (*begin)(struct registry *), enum reg_err want)
+{
+	int64_t t0 = support_mono_ms();
+
+	cr_assert(eq(int, begin(reg), want));
+	return support_mono_ms() - t0;
+}
+
 Test(registry, busy_wait_honours_busy_timeout_and_is_counted)
 {
-	int64_t t0;
 	double seconds = -1;
 	uint64_t waits = 99;
 	sqlite3 *lock;
 	long long ms;
 
-	registry_close(reg);
-	reg = open_reg(dbpath, 200, 0);
-	registry_lock_waits(reg, &seconds, &waits);
-	cr_assert(eq(u64, waits, 0));
-	cr_assert(eq(dbl, seconds, 0.0));
-	lock = raw_lock(dbpath, "BEGIN IMMEDIATE");
-	t0 = support_mono_ms();
-	cr_assert(eq(int, registry_begin(reg), REG_BUSY));
-	ms = support_mono_ms() - t0;
+	lock = reopen_under_lock(200);
+	ms = timed_begin(registry_begin, REG_BUSY);
 	cr_assert(ge(llong, ms, 200), "gave up after %lld ms", ms);
 	cr_assert(lt(llong, ms, 2000), "waited %lld ms", ms);
 	registry_lock_waits(reg, &seconds, &waits);
@@ -858,26 +875,19 @@ Test(registry, busy_wait_honours_busy_timeout_and_is_counted)
 Test(registry, try_begin_gives_up_at_once_while_another_writes)
 {
 	struct user u, got;
-	int64_t t0;
 	double seconds = -1;
 	uint64_t waits = 99;
 	sqlite3 *lock;
 	long long ms;
 
-	registry_close(reg);
-	reg = open_reg(dbpath, 300, 0);
-	lock = raw_lock(dbpath, "BEGIN IMMEDIATE");
-	t0 = support_mono_ms();
-	cr_assert(eq(int, registry_try_begin(reg), REG_BUSY));
-	ms = support_mono_ms() - t0;
+	lock = reopen_under_lock(300);
+	ms = timed_begin(registry_try_begin, REG_BUSY);
 	/* Well under busy_timeout: no retry was slept. */
 	cr_assert(lt(llong, ms, 150), "gave up after %lld ms", ms);
 	registry_lock_waits(reg, &seconds, &waits);
 	cr_assert(eq(u64, waits, 0));
 	/* The handle keeps waiting as configured afterwards. */
-	t0 = support_mono_ms();
-	cr_assert(eq(int, registry_begin(reg), REG_BUSY));
-	ms = support_mono_ms() - t0;
+	ms = timed_begin(registry_begin, REG_BUSY);
 	cr_assert(ge(llong, ms, 300), "gave up after %lld ms", ms);
 	raw_unlock(lock);
 	/* Free, it is a write transaction like registry_begin()'s. */
