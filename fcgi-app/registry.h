@@ -129,8 +129,9 @@ enum reg_err registry_begin(struct registry *reg);
 /*
  * registry_begin() without waiting: REG_BUSY at once when another
  * process holds the write lock, for a caller that has a better place to
- * send its write (a worker whose pool's writer is busy). PostgreSQL
- * takes no lock when a transaction begins: there it is registry_begin().
+ * send its write (a worker that can hand it to the pool's writer).
+ * PostgreSQL takes no lock when a transaction begins: there it is
+ * registry_begin().
  */
 enum reg_err registry_try_begin(struct registry *reg);
 
