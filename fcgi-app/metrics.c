@@ -137,6 +137,21 @@ pool_slots(void)
 	return (size_t)pool_workers + 2;
 }
 
+/* Word w summed over every slot of the pool (or this process's own). */
+static uint64_t
+sum_word(size_t w)
+{
+	const atomic_ullong *s;
+	size_t i, n = pool != NULL ? pool_slots() : 1;
+	uint64_t v = 0;
+
+	for (i = 0; i < n; i++) {
+		s = pool != NULL ? pool + i * SLOT_STRIDE : local_slot;
+		v += atomic_load_explicit(&s[w], memory_order_relaxed);
+	}
+	return v;
+}
+
 /* Only this process writes its slot: a plain load and store, no lock. */
 static void
 add(size_t word, uint64_t n)
@@ -378,19 +393,7 @@ metrics_in_flight(unsigned requests)
 unsigned long
 metrics_pool_in_flight(void)
 {
-	const atomic_ullong *s;
-	unsigned long n = 0;
-	int i;
-
-	if (pool == NULL)
-		return (unsigned long)atomic_load_explicit(&self[W_IN_FLIGHT],
-		    memory_order_relaxed);
-	for (i = 0; i < pool_workers; i++) {
-		s = pool + (size_t)i * SLOT_STRIDE;
-		n += (unsigned long)atomic_load_explicit(&s[W_IN_FLIGHT],
-		    memory_order_relaxed);
-	}
-	return n;
+	return (unsigned long)sum_word(W_IN_FLIGHT);
 }
 
 void
@@ -658,15 +661,10 @@ render_gauges(struct buf *b, const struct metrics_gauges *g)
 static void
 sum_slots(uint64_t *t)
 {
-	const atomic_ullong *s;
-	size_t i, w, n = pool != NULL ? pool_slots() : 1;
+	size_t w;
 
-	for (i = 0; i < n; i++) {
-		s = pool != NULL ? pool + i * SLOT_STRIDE : local_slot;
-		for (w = 0; w < SLOT_WORDS; w++)
-			t[w] += atomic_load_explicit(&s[w],
-			    memory_order_relaxed);
-	}
+	for (w = 0; w < SLOT_WORDS; w++)
+		t[w] += sum_word(w);
 }
 
 char *
