@@ -31,7 +31,8 @@ static void
 put(struct stream *s, const void *p, size_t n)
 {
 	cr_assert(s->len + n <= sizeof(s->b));
-	memcpy(s->b + s->len, p, n);
+	if (n > 0)	/* an empty record's content may be NULL */
+		memcpy(s->b + s->len, p, n);
 	s->len += n;
 }
 
